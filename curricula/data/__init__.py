@@ -1,0 +1,1 @@
+"""Data: corpus building, tokenizers, tokenize-and-pack."""

@@ -1,0 +1,1 @@
+"""Hugging Face glue (trainer, arguments, callbacks, samplers, Hub publishing)."""
