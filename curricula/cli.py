@@ -122,7 +122,7 @@ def cmd_tokenizer_show(a: argparse.Namespace) -> None:
 def cmd_pack(a: argparse.Namespace) -> None:
     from curricula.data.pack import PackConfig, pack_corpus
 
-    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc)
+    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc, num_threads=a.num_threads)
     meta = pack_corpus(Path(a.corpus), Path(a.out), config, domains=a.domains, splits=tuple(a.splits), force=a.force)
     print(packed_table(meta))
     print(f"\npacked blocks in {a.out}/<split> (datasets.load_from_disk); metadata in {a.out}/meta.json")
@@ -141,7 +141,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
     out = Path(a.out)
     manifests = build_from_sample(out / "corpus")
-    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc)
+    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_threads=a.num_threads)
     for name in manifests:
         print(f"\n== {name}: corpus {out / 'corpus' / name}")
         print(corpus_table(manifests[name]))
@@ -204,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--out", required=True)
     pk.add_argument("--tokenizer", default="gpt2", help="gpt2 | tiktoken:FILE[#ENCODING] | HF tokenizer folder")
     pk.add_argument("--block-size", type=int, default=128)
-    pk.add_argument("--num-proc", type=int, default=os.cpu_count() or 1)
+    pk.add_argument("--num-proc", type=int, default=1, help="datasets.map worker processes (default: %(default)s)")
+    pk.add_argument("--num-threads", type=int, default=os.cpu_count() or 1,
+                    help="tokenizer threads per process (default: all cores, %(default)s)")
     pk.add_argument("--domains", nargs="+")
     pk.add_argument("--splits", nargs="+", default=["train", "validation"])
     pk.add_argument("--force", action="store_true", help="re-pack even if OUT holds the same packing")
@@ -218,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--tokenizer", default="gpt2")
     d.add_argument("--block-size", type=int, default=128)
-    d.add_argument("--num-proc", type=int, default=os.cpu_count() or 1)
+    d.add_argument("--num-threads", type=int, default=os.cpu_count() or 1)
     d.set_defaults(func=cmd_demo)
     return p
 

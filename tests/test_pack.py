@@ -113,8 +113,11 @@ def test_doc_ids_and_offsets_locate_each_block(corpus, packed):
 def test_byte_identical_rebuild_and_num_proc_independent(corpus, packed, tmp_path):
     pack_corpus(corpus, tmp_path / "again", PackConfig(block_size=64, num_proc=1, blocks_per_batch=100))
     assert tree_hashes(tmp_path / "again") == tree_hashes(packed)
-    pack_corpus(corpus, tmp_path / "two", PackConfig(block_size=64, num_proc=2, blocks_per_batch=100))
+    two_procs = PackConfig(block_size=64, num_proc=2, blocks_per_batch=100, min_blocks_per_proc=10)
+    pack_corpus(corpus, tmp_path / "two", two_procs)
     assert tree_hashes(tmp_path / "two") == tree_hashes(packed)
+    pack_corpus(corpus, tmp_path / "threads", PackConfig(block_size=64, num_threads=2))
+    assert tree_hashes(tmp_path / "threads") == tree_hashes(packed)
 
 
 def test_repack_skips_when_unchanged(corpus, packed):

@@ -47,15 +47,18 @@ class PackError(ValueError):
 class PackConfig:
     tokenizer: str = "gpt2"
     block_size: int = 128
-    num_proc: int = 1
+    num_proc: int = 1  # datasets.map worker processes
+    num_threads: int = 1  # tokenizer threads inside each process (tiktoken releases the GIL)
     docs_per_batch: int = 256
     blocks_per_batch: int = 2048
+    # slicing blocks is cheap: fork workers for it only when there are this many blocks per process
+    min_blocks_per_proc: int = 1_000_000
 
     def __post_init__(self):
         if not MIN_BLOCK <= self.block_size <= MAX_BLOCK:
             raise PackError(f"block_size={self.block_size} is outside [{MIN_BLOCK}, {MAX_BLOCK}]; pick e.g. 128 or 1024")
-        if self.num_proc < 1:
-            raise PackError(f"num_proc={self.num_proc} must be >= 1")
+        if self.num_proc < 1 or self.num_threads < 1:
+            raise PackError(f"num_proc={self.num_proc} and num_threads={self.num_threads} must be >= 1")
 
 
 @lru_cache(maxsize=4)
@@ -63,16 +66,14 @@ def _tokenizer(spec: str):
     return load_tokenizer(spec)
 
 
-def _tokenize_batch(batch: pa.Table, tokenizer: str, domain_ids: dict[str, int]) -> pa.Table:
+def _tokenize_batch(batch: pa.Table, tokenizer: str, domain_ids: dict[str, int], num_threads: int) -> pa.Table:
     tok = _tokenizer(tokenizer)
-    ids = tok.encode_batch(batch.column("text").to_pylist())
+    eos = np.array([tok.eos_id], dtype=np.uint32)
+    ids = tok.encode_batch_arrays(batch.column("text").to_pylist(), num_threads=num_threads)
     lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
     offsets = np.zeros(len(ids) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    values = np.empty(int(offsets[-1]), dtype=np.int32)
-    for i, x in enumerate(ids):
-        values[offsets[i] : offsets[i + 1] - 1] = x
-    values[offsets[1:] - 1] = tok.eos_id
+    values = np.concatenate([part for x in ids for part in (x, eos)]).view(np.int32)
     dom = np.array([domain_ids[d] for d in batch.column("domain").to_pylist()], dtype=np.int32)
     return pa.table(
         {
@@ -126,6 +127,12 @@ def _pack_batch(
     )
 
 
+def _procs(num_proc: int, n_units: int) -> int | None:
+    """datasets forks a pool even for num_proc=1; None keeps the work in this process."""
+    n = min(num_proc, n_units)
+    return n if n > 1 else None
+
+
 def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -160,10 +167,10 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
     work.mkdir(parents=True)
     tokens = ds.with_format("arrow").map(
         _tokenize_batch,
-        fn_kwargs={"tokenizer": config.tokenizer, "domain_ids": domain_ids},
+        fn_kwargs={"tokenizer": config.tokenizer, "domain_ids": domain_ids, "num_threads": config.num_threads},
         batched=True,
         batch_size=config.docs_per_batch,
-        num_proc=config.num_proc if len(ds) >= 2 * config.num_proc else 1,
+        num_proc=_procs(config.num_proc, len(ds)),
         remove_columns=ds.column_names,
         cache_file_name=str(work / "tokens.arrow"),
         new_fingerprint=f"tok-{fp}",
@@ -214,7 +221,7 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
         },
         batched=True,
         batch_size=config.blocks_per_batch,
-        num_proc=config.num_proc if n_blocks_total >= 2 * config.blocks_per_batch else 1,
+        num_proc=_procs(config.num_proc, n_blocks_total // config.min_blocks_per_proc),
         cache_file_name=str(work / "blocks.arrow"),
         new_fingerprint=f"pack-{fp}",
         desc=f"pack {split}",

@@ -12,11 +12,14 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
 from unittest import mock
+
+import numpy as np
 
 GPT2_ALIASES = ("gpt2", "r50k_base")
 EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "<|im_end|>")
@@ -55,6 +58,8 @@ class Tokenizer(Protocol):
 
     def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]: ...
 
+    def encode_batch_arrays(self, texts: Sequence[str], num_threads: int = 1) -> list[np.ndarray]: ...
+
     def decode(self, ids: Iterable[int]) -> str: ...
 
     @property
@@ -87,6 +92,15 @@ class TiktokenTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self._enc.encode_ordinary(text)
+
+    def encode_batch_arrays(self, texts: Sequence[str], num_threads: int = 1) -> list[np.ndarray]:
+        """Token ids as uint32 arrays straight from tiktoken's buffer: no Python int per token."""
+        core = self._enc._core_bpe
+        encode = lambda t: np.frombuffer(core.encode_to_tiktoken_buffer(t, set()), dtype=np.uint32)  # noqa: E731
+        if num_threads <= 1 or len(texts) < 2:
+            return [encode(t) for t in texts]
+        with ThreadPoolExecutor(num_threads) as pool:  # tiktoken releases the GIL while encoding
+            return list(pool.map(encode, texts))
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._enc.decode(list(ids))
@@ -139,6 +153,10 @@ class HFTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch_arrays(self, texts: Sequence[str], num_threads: int = 1) -> list[np.ndarray]:
+        # the tokenizers library parallelises batches itself (RAYON_NUM_THREADS / TOKENIZERS_PARALLELISM)
+        return [np.asarray(ids, dtype=np.uint32) for ids in self.encode_batch(texts)]
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=False)
