@@ -1,0 +1,41 @@
+"""``CurriculumTrainingArguments``: ``TrainingArguments`` plus the curriculum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class CurriculumTrainingArguments(TrainingArguments):
+    curriculum: str | None = field(
+        default=None,
+        metadata={"help": "A plan: a bundled recipe name (e.g. 'lfr', 'lfr_reps5') or a plan YAML path. "
+                          "None trains exactly like Trainer."},
+    )
+    curriculum_params: dict | str | None = field(
+        default=None, metadata={"help": "Plan parameters, e.g. {'reps': 5} (JSON string on the command line)."}
+    )
+    curriculum_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the block order (default: seed)."}
+    )
+    log_block_losses: bool = field(
+        default=True,
+        metadata={"help": "Record every trained block's loss from the training forward pass (the curriculum log) "
+                          "and report per-domain training perplexity."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.curriculum_params, str):
+            import json
+
+            self.curriculum_params = json.loads(self.curriculum_params) if self.curriculum_params else None
+        if self.curriculum is not None and self.max_steps > 0:
+            raise ValueError(
+                f"max_steps={self.max_steps} conflicts with curriculum={self.curriculum!r}: a curriculum's length is "
+                "its plan (epochs per phase); leave max_steps unset"
+            )
+        if self.curriculum is not None and not self.log_block_losses:
+            raise ValueError("a curriculum needs the block losses: keep log_block_losses=True")
