@@ -53,6 +53,8 @@ class PackConfig:
     blocks_per_batch: int = 2048
     # slicing blocks is cheap: fork workers for it only when there are this many blocks per process
     min_blocks_per_proc: int = 1_000_000
+    # keep only each domain's first N blocks (small, balanced runs); None keeps every block
+    max_blocks_per_domain: int | None = None
 
     def __post_init__(self):
         if not MIN_BLOCK <= self.block_size <= MAX_BLOCK:
@@ -160,7 +162,7 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
     if np.any(order != np.arange(len(order))):
         ds = ds.select(order)
         dom = dom[order]
-    fp = _fingerprint(input_fingerprint, tok.identity.to_dict(), config.block_size, split, domains)
+    fp = _fingerprint(input_fingerprint, tok.identity.to_dict(), config.block_size, split, domains, config.max_blocks_per_domain)
     work = out_dir / ".work" / split
     if work.exists():
         shutil.rmtree(work)
@@ -188,7 +190,8 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
         if len(docs) == 0:
             raise PackError(f"domain {name!r} has no documents in the {split} split; drop it or add documents")
         a, b = int(doc_start[docs[0]]), int(doc_start[docs[-1] + 1])
-        n_blocks = (b - a) // config.block_size
+        full_blocks = (b - a) // config.block_size
+        n_blocks = full_blocks if config.max_blocks_per_domain is None else min(full_blocks, config.max_blocks_per_domain)
         if n_blocks == 0:
             raise PackError(
                 f"domain {name!r} has {b - a} tokens in the {split} split, fewer than block_size={config.block_size}, "
@@ -202,7 +205,8 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
             "tokens": b - a,
             "blocks": int(n_blocks),
             "block_id_start": n_blocks_total,
-            "dropped_tail_tokens": (b - a) - n_blocks * config.block_size,
+            "dropped_tail_tokens": (b - a) - full_blocks * config.block_size,
+            "capped_blocks": full_blocks - n_blocks,
             "longest_document_tokens": int(lengths[docs].max()),
         }
         n_blocks_total += n_blocks
@@ -263,7 +267,9 @@ def pack_corpus(
     corpus_fp = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     wanted = {
         "tokenizer": tok.identity.to_dict(),
+        "tokenizer_spec": config.tokenizer,
         "block_size": config.block_size,
+        "max_blocks_per_domain": config.max_blocks_per_domain,
         "corpus_manifest_sha256": corpus_fp,
         "domain_names": domains,
     }
