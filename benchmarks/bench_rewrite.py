@@ -1,0 +1,115 @@
+"""Phase-boundary rewrite of the LFR index table at 10 M and 100 M blocks (goal: <= 2 s in total at 100 M).
+
+    python benchmarks/bench_rewrite.py [--sizes 10000000 100000000] [--rounds 2] [--dir /tmp]
+
+A rewrite is what happens between a review (or learn) epoch and the next focus epoch:
+  update        record a full epoch's losses (every block once, in the epoch's shuffled order)
+  select_focus  drop the 50 % lowest-perplexity blocks (partition threshold + exact tie fix)
+  set_eligible  write the kept ids into the eligible column
+  save          atomic Arrow IPC write (tmp file + os.replace)
+Each size runs ``--rounds`` rewrites on one table (epochs 1, 2, ...): round 1 pays for first-touch page faults of
+fresh buffers, later rounds show a long run's steady state. Before each round the benchmark calls ``os.sync()``
+(untimed): epochs are far apart in training, so a save should not wait for the previous round's file to be written
+back (``--no-sync`` shows that case). Timed for information only, outside the rewrite: ``order`` (next epoch's
+shuffled ids), ``load`` (memory-mapped reopen), and "raw write", the same bytes written with plain file writes right
+after ``save``, i.e. the storage's floor for it.
+Prints numbers; not a test. Run with MALLOC_MMAP_THRESHOLD_=4294967296 (as the Makefile exports) so glibc reuses
+large buffers instead of returning them to the OS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _clock(timings: dict, name: str, fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    timings[name] = time.perf_counter() - t0
+    return out
+
+
+def _raw_write(table, path: Path) -> float:
+    """Seconds to write the same column bytes with plain file writes: the medium's floor for ``save``."""
+    t0 = time.perf_counter()
+    with open(path, "wb") as f:
+        for col in table.to_arrow().columns:
+            for buf in col.chunk(0).buffers():
+                if buf is not None:
+                    f.write(memoryview(buf))
+    dt = time.perf_counter() - t0
+    path.unlink()
+    return dt
+
+
+def run_size(n: int, rounds: int, n_domains: int, folder: Path, sync: bool, seed: int = 0) -> None:
+    from curricula.curriculum import IndexTable, select_focus
+
+    rng = np.random.default_rng(seed)
+    path = folder / f"bench-index-{n}.arrow"
+    t0 = time.perf_counter()
+    table = IndexTable.new(np.repeat(np.arange(n_domains, dtype=np.int32), -(-n // n_domains))[:n])
+    setup: dict[str, float] = {}
+    ids = _clock(setup, "order", table.order, seed, 0)
+    _clock(setup, "update(learn)", table.update, ids, rng.random(n, dtype=np.float32) * 6 + 1, 0)
+    print(f"\n== {n:,} blocks ({n_domains} domains), setup {time.perf_counter() - t0:.1f} s: "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in setup.items()))
+    steps = ("update", "select_focus", "set_eligible", "save")
+    print(f"{'round':>5} " + " ".join(f"{s:>13}" for s in steps) + f" {'total':>8} {'kept':>12} {'raw write':>10}")
+    for r in range(1, rounds + 1):
+        del ids
+        ids = table.order(seed, r)  # the epoch just trained (review: every block, shuffled)
+        losses = rng.random(n, dtype=np.float32) * 6 + 1
+        gc.collect()
+        if sync:  # untimed: start each round with the previous round's file written back, as after a real epoch
+            os.sync()
+        tm: dict[str, float] = {}
+        _clock(tm, "update", table.update, ids, losses, r)
+        kept, report = _clock(tm, "select_focus", select_focus, table, 50)
+        _clock(tm, "set_eligible", table.set_eligible, kept)
+        _clock(tm, "save", table.save, path)
+        total = sum(tm.values())
+        raw = _raw_write(table, folder / "raw.bin")
+        print(f"{r:>5} " + " ".join(f"{tm[s]:>11.3f} s" for s in steps) + f" {total:>6.3f} s {report.n_kept:>12,}"
+              f" {raw:>8.3f} s")
+        assert report.n_kept == n - n // 2
+        del kept, losses
+        table.set_all_eligible()
+    info: dict[str, float] = {}
+    loaded = _clock(info, "load (mmap)", IndexTable.load, path)
+    assert loaded.n == n
+    del loaded
+    size_gb = path.stat().st_size / 1e9
+    _clock(info, "order (next epoch)", table.order, seed, rounds + 1)
+    print(f"file {size_gb:.2f} GB; " + ", ".join(f"{k} {v:.3f} s" for k, v in info.items()))
+    del table, ids
+    gc.collect()
+    path.unlink()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000_000, 100_000_000])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--domains", type=int, default=22)
+    ap.add_argument("--no-sync", action="store_true", help="do not os.sync() (untimed) before each round")
+    ap.add_argument("--dir", type=Path, default=None, help="where to write the table (default: a temporary folder)")
+    args = ap.parse_args()
+    print(f"numpy {np.__version__}, {len(os.sched_getaffinity(0))} CPUs, "
+          f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_', 'unset')}")
+    with tempfile.TemporaryDirectory(prefix="bench-rewrite-", dir=args.dir) as d:
+        for n in args.sizes:
+            run_size(n, args.rounds, args.domains, Path(d), sync=not args.no_sync)
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
+
+
+if __name__ == "__main__":
+    main()
