@@ -22,7 +22,10 @@ class CurriculumCallback(TrainerCallback):
             control.should_epoch_stop = True
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        if self.trainer.curriculum is not None:
+        cur = self.trainer.curriculum
+        # Trainer also ends an epoch when training stops early; the plan epoch then stays open (its records so far
+        # are in the last checkpoint) and the boundary runs only where the plan epoch really ends
+        if cur is not None and cur.epoch_ends_at(state.global_step):
             self.trainer.finish_plan_epoch()
 
     def on_save(self, args, state, control, **kwargs):

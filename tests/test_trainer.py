@@ -1,0 +1,202 @@
+"""CurriculumTrainer: same loss as Trainer, per-block losses from the training forward, exact focus, resume."""
+
+import json
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, default_data_collator
+
+from curricula.curriculum.index_table import IndexTable
+from curricula.curriculum.log import read_curriculum_log
+from hf_trainer_ext import CurriculumDataError, CurriculumTrainer, CurriculumTrainingArguments
+
+N, T, V = 96, 32, 128
+
+
+def blocks(n=N, seed=0) -> datasets.Dataset:
+    rng = np.random.default_rng(seed)
+    dom = np.repeat([0, 1, 2], n // 3).astype(np.int32)
+    ids = rng.integers(0, V, (n, T)).astype(np.int32)
+    ids[dom == 0] %= 8  # an easy domain: focus should drop it first
+    ids[dom == 1, 1::2] = ids[dom == 1, 0::2]  # a half-predictable one
+    return datasets.Dataset.from_dict({"block_id": np.arange(n), "domain_id": dom, "input_ids": ids})
+
+
+def tiny_gpt2(dropout=0.1, seed=0) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=V, n_positions=T, bos_token_id=0, eos_token_id=0,
+                     resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
+    return GPT2LMHeadModel(cfg)
+
+
+def targs(out, cls=CurriculumTrainingArguments, **kw):
+    base = dict(output_dir=str(out), per_device_train_batch_size=8, gradient_accumulation_steps=2, learning_rate=1e-3,
+                report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, logging_steps=1000, seed=0)
+    base.update(kw)
+    return cls(**base)
+
+
+def plan_file(tmp_path, text):
+    p = tmp_path / "plan.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+class LossTap:
+    """Records every micro-batch loss a trainer backpropagates, and the block ids it trained."""
+
+    def __init__(self, trainer):
+        self.losses, self.batches = [], []
+        step = trainer.training_step
+        cl = trainer.compute_loss
+
+        def training_step(model, inputs, num_items_in_batch=None):
+            if "block_id" in inputs:
+                self.batches.append(inputs["block_id"].tolist())
+            loss = step(model, inputs, num_items_in_batch)
+            self.losses.append(float(loss))
+            return loss
+
+        trainer.training_step = training_step
+        trainer.compute_loss = cl
+
+
+def test_without_curriculum_loss_trajectory_equals_trainer(tmp_path):
+    ds = blocks()
+    vanilla_ds = ds.map(lambda r: {"labels": r["input_ids"]}).remove_columns(["block_id", "domain_id"])
+    ref_model = tiny_gpt2()
+    ref_model.loss_type = "ForCausalLM"  # CurriculumTrainer sets this for GPT-2 (see its __init__)
+    ref = Trainer(model=ref_model, args=targs(tmp_path / "a", cls=TrainingArguments, max_steps=8),
+                  train_dataset=vanilla_ds, data_collator=default_data_collator)
+    ref_tap = LossTap(ref)
+    ref.train()
+    ours = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path / "b", max_steps=8), train_dataset=ds)
+    tap = LossTap(ours)
+    ours.train()
+    assert len(tap.losses) == len(ref_tap.losses) == 16
+    np.testing.assert_allclose(tap.losses, ref_tap.losses, rtol=0, atol=1e-6)
+    for p, q in zip(ours.model.parameters(), ref.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+
+
+def test_logged_block_losses_equal_a_separate_nograd_evaluation(tmp_path):
+    ds = blocks()
+    model = tiny_gpt2(dropout=0.0)
+    plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 2}]")
+    tr = CurriculumTrainer(model=model, args=targs(tmp_path / "run", curriculum=plan, learning_rate=0.0), train_dataset=ds)
+    tr.train()
+    log = read_curriculum_log(tmp_path / "run").to_pandas()
+    for epoch in (0, 1):  # each block exactly once per learn epoch
+        assert sorted(log[log.epoch == epoch].block_id) == list(range(N))
+    model.eval()
+    with torch.no_grad():
+        x = torch.tensor(np.asarray(ds["input_ids"]), dtype=torch.long)
+        logits = model(input_ids=x).logits
+        ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), x[:, 1:].reshape(-1),
+                                                reduction="none").view(N, T - 1).mean(-1).numpy()
+    e0 = log[log.epoch == 0].sort_values("block_id")
+    np.testing.assert_allclose(e0.loss.to_numpy(), ref, rtol=1e-5, atol=1e-5)
+    assert (e0.step.to_numpy() >= 1).all() and e0.phase.unique().tolist() == ["learn"]
+
+
+def test_focus_boundary_drops_exactly_the_lowest_perplexity_blocks(tmp_path):
+    plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 30, epochs: 2}]")
+    tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path / "run", curriculum=plan), train_dataset=blocks())
+    tr.train()
+    log = read_curriculum_log(tmp_path / "run").to_pandas()
+    learn = log[log.epoch == 0]
+    n_drop = int(N * 30 // 100)
+    # lowest perplexity first; ties by block id
+    ranked = learn.sort_values(["loss", "block_id"], kind="stable").block_id.tolist()
+    expected = sorted(set(range(N)) - set(ranked[:n_drop]))
+    for epoch in (1, 2):  # decided once, at the phase's first epoch
+        assert sorted(log[log.epoch == epoch].block_id) == expected
+    report = json.loads((tmp_path / "run" / "curriculum" / "focus_reports.jsonl").read_text().splitlines()[0])
+    assert report["n_dropped"] == n_drop and report["n_kept"] == N - n_drop
+    # the easy domain is the one that leaves
+    assert report["kept_per_domain"]["0"] < report["kept_per_domain"]["2"]
+    steps = json.loads((tmp_path / "run" / "curriculum" / "run.json").read_text())["total_steps"]
+    assert tr.state.global_step == steps == 6 + 5 + 5  # focus epochs are shorter: ceil(68 / 16) steps
+    assert tr.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # the schedule ends with the plan
+
+
+def test_nonfinite_block_loss_is_logged_and_kept(tmp_path):
+    plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 1}]")
+    tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path / "run", curriculum=plan), train_dataset=blocks())
+    add = tr.recorder.add
+
+    def poisoned(block_id, domain_id, loss, step):  # block 1 (easy domain, would be dropped) gets a NaN loss
+        loss = torch.where(block_id == 1, torch.tensor(float("nan")), loss)
+        add(block_id, domain_id, loss, step)
+
+    tr.recorder.add = poisoned
+    tr.train()
+    log = read_curriculum_log(tmp_path / "run").to_pandas()
+    assert np.isnan(log[(log.epoch == 0) & (log.block_id == 1)].loss).all()
+    assert 1 in set(log[log.epoch == 1].block_id)  # kept, never ranked
+    report = json.loads((tmp_path / "run" / "curriculum" / "focus_reports.jsonl").read_text().splitlines()[0])
+    assert report["n_nonfinite_kept"] == 1
+    assert any(h.get("curriculum/nonfinite_losses") == 1 for h in tr.state.log_history)
+
+
+def test_dataset_without_block_id_is_refused(tmp_path):
+    ds = blocks().remove_columns(["block_id"])
+    with pytest.raises(CurriculumDataError, match=r"no \['block_id'\] column.*curricula pack"):
+        CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, curriculum="lfr"), train_dataset=ds)
+
+
+def test_shuffled_blocks_are_refused(tmp_path):
+    ds = blocks().shuffle(seed=1).flatten_indices()
+    with pytest.raises(CurriculumDataError, match="dense 0..95 in row order"):
+        CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, curriculum="lfr"), train_dataset=ds)
+
+
+def test_max_steps_conflicts_with_a_plan(tmp_path):
+    with pytest.raises(ValueError, match="leave max_steps unset"):
+        targs(tmp_path, curriculum="lfr", max_steps=10)
+
+
+RESUME_PLAN = "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 2}, {kind: review, epochs: 1}]"
+
+
+def _run_for_resume(tmp_path, out, stop_at=None, resume=None, save_steps=None):
+    plan = plan_file(tmp_path, RESUME_PLAN)
+    extra = dict(save_strategy="steps", save_steps=save_steps) if save_steps else {}
+    tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(out, curriculum=plan, **extra), train_dataset=blocks())
+    tap = LossTap(tr)
+    if stop_at:
+        from transformers import TrainerCallback
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == stop_at:
+                    control.should_training_stop = True
+
+        tr.add_callback(Stop())
+    tr.train(resume_from_checkpoint=resume)
+    return tr, tap
+
+
+def test_resume_in_the_middle_of_a_focus_phase_is_exact(tmp_path):
+    # steps per epoch: learn 6, focus 3, focus 3, review 6: step 8 is in the middle of the first focus epoch
+    full, full_tap = _run_for_resume(tmp_path, tmp_path / "full")
+    part, part_tap = _run_for_resume(tmp_path, tmp_path / "part", stop_at=8, save_steps=8)
+    ckpt = tmp_path / "part" / "checkpoint-8"
+    assert (ckpt / "curriculum" / "pending.parquet").is_file()
+    assert pq.read_table(ckpt / "curriculum" / "pending.parquet").num_rows == 32  # 2 focus steps x 16 blocks
+    rest, rest_tap = _run_for_resume(tmp_path, tmp_path / "part", resume=str(ckpt))
+    # the remaining batch order, then everything after, equals the uninterrupted run's
+    assert part_tap.batches + rest_tap.batches == full_tap.batches
+    np.testing.assert_allclose(part_tap.losses + rest_tap.losses, full_tap.losses, rtol=0, atol=1e-6)
+    a, b = read_curriculum_log(tmp_path / "full").to_pandas(), read_curriculum_log(tmp_path / "part").to_pandas()
+    assert a[["block_id", "domain_id", "epoch", "phase", "step"]].equals(b[["block_id", "domain_id", "epoch", "phase", "step"]])
+    np.testing.assert_allclose(a.loss, b.loss, rtol=0, atol=1e-6)
+    ta = IndexTable.load(tmp_path / "full" / "curriculum" / "table.arrow")
+    tb = IndexTable.load(tmp_path / "part" / "curriculum" / "table.arrow")
+    np.testing.assert_array_equal(ta.eligible_ids(), tb.eligible_ids())
+    np.testing.assert_allclose(ta.loss, tb.loss, rtol=0, atol=1e-6)
+    assert rest.state.global_step == full.state.global_step == 18
