@@ -1,0 +1,48 @@
+"""Run by tests/test_distributed.py under `torchrun --nproc_per_node 2`: LFR on 2 CPU processes (gloo).
+
+Each rank writes what it trained (block ids per optimizer step) and its index table after every phase boundary.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_trainer import LossTap, blocks, plan_file, targs, tiny_gpt2  # noqa: E402
+
+from hf_trainer_ext import CurriculumTrainer  # noqa: E402
+
+out = Path(sys.argv[1])
+plan = plan_file(out, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 40, epochs: 2}, {kind: review, epochs: 1}]") \
+    if sys.argv[2:] == [] else sys.argv[2]
+args = targs(out / "run", curriculum=plan, per_device_train_batch_size=4, gradient_accumulation_steps=2,
+             ddp_find_unused_parameters=False)
+tr = CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=blocks())
+rank = tr.args.process_index
+tap = LossTap(tr)
+steps = []
+orig = tr.training_step
+
+
+def training_step(model, inputs, num_items_in_batch=None):
+    steps.append(tr.state.global_step + 1)
+    return orig(model, inputs, num_items_in_batch)
+
+
+tr.training_step = training_step
+tables = []
+finish = tr.finish_plan_epoch
+
+
+def finish_and_record():
+    finish()
+    tables.append(tr.curriculum.table.eligible_ids().tolist() + [float(x) for x in tr.curriculum.table.loss])
+
+
+tr.finish_plan_epoch = finish_and_record
+tr.train()
+(out / f"rank{rank}.json").write_text(json.dumps({
+    "world": tr.args.world_size, "steps": steps, "batches": tap.batches, "tables": tables,
+    "global_step": tr.state.global_step,
+}))
