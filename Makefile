@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# LFR on the embedded sample: a small GPT-2 from scratch on CPU (about 10 minutes on 2 cores)
+DEMO_ARGS ?= --recipe curricula/recipes/lfr.yaml --config scripts/configs/lfr_sample_cpu.yaml --output_dir runs/lfr-demo
+
 demo: $(STAMP)
-	$(VENV)/bin/curricula demo --out runs/demo
+	$(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+		scripts/train.py $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -134,6 +134,13 @@ def cmd_info(a: argparse.Namespace) -> None:
     print(packed_table(read_meta(Path(a.packed))))
 
 
+def cmd_analyze(a: argparse.Namespace) -> None:
+    from curricula.analysis import analyze_run, format_report
+
+    result = analyze_run(Path(a.run_dir), out_dir=Path(a.out) if a.out else None, top_k=a.top_k, rel_tol=a.rel_tol)
+    print(format_report(result))
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     """Build the embedded sample into corpora and pack them (the trainer joins here in the next milestone)."""
     from curricula.data.build import build_from_sample
@@ -216,7 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("packed")
     inf.set_defaults(func=cmd_info)
 
-    d = sub.add_parser("demo", help="the main job on the embedded sample")
+    an = sub.add_parser("analyze", help="block fates (learned/unlearned/forgotten), hardest blocks and plots of a run")
+    an.add_argument("run_dir", help="a training output_dir (holds curriculum/)")
+    an.add_argument("--out", help="where to write the analysis (default: RUN_DIR/analysis)")
+    an.add_argument("--top-k", type=int, default=5, help="blocks to show as most forgotten / hardest")
+    an.add_argument("--rel-tol", type=float, default=0.0, help="ignore perplexity changes below this relative size")
+    an.set_defaults(func=cmd_analyze)
+
+    d = sub.add_parser("demo", help="build and pack the embedded sample (the data half of `make demo`)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--tokenizer", default="gpt2")
     d.add_argument("--block-size", type=int, default=128)
@@ -231,7 +245,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from curricula.data.pack import PackError
     from curricula.data.tokenizers import TokenizerError
 
-    return CorpusError, PackError, TokenizerError, PackageFetchError, MissingToolError
+    return CorpusError, PackError, TokenizerError, PackageFetchError, MissingToolError, FileNotFoundError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

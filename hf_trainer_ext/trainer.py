@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,7 @@ class CurriculumTrainer(Trainer):
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
         if self.plan is not None:
             ckpt = resume_from_checkpoint
-            if ckpt is True or (ckpt is None and False):
+            if ckpt is True:
                 ckpt = get_last_checkpoint(self.args.output_dir)
                 if ckpt is None:
                     raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} has no checkpoint")
@@ -137,6 +138,7 @@ class CurriculumTrainer(Trainer):
                 self.curriculum = CurriculumState(self.plan, IndexTable.new(self._domain_ids), seed, self.global_batch)
                 self.curriculum.begin_epoch(0)
                 if self.args.should_save:
+                    shutil.rmtree(self.log_dir, ignore_errors=True)  # a new run: no epoch files of an older one
                     self._write_run_info()
             resume_from_checkpoint = ckpt
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)

@@ -2,7 +2,7 @@
 
     accelerate launch scripts/train.py --recipe curricula/recipes/lfr.yaml --output_dir runs/lfr-demo
     accelerate launch scripts/train.py --recipe lfr --recipe_params '{"reps": 5}' --packed data/packed/en ...
-    python scripts/train.py config.yaml          # every argument below from one YAML file
+    python scripts/train.py --config scripts/configs/lfr_sample_cpu.yaml --recipe lfr   # settings from YAML
 
 Without ``--packed`` it trains on the embedded sample: builds the corpus, trains an 8k byte-level BPE on it and packs
 it under ``--data_dir`` (each step is skipped when already done). The model is GPT-2 from scratch (sized by
@@ -86,6 +86,23 @@ def build_model(margs: ModelArguments, meta: dict):
     return GPT2LMHeadModel(config)
 
 
+def with_config(argv: list[str]) -> list[str]:
+    """``--config FILE.yaml``: its keys become arguments placed before the command line's, which override them."""
+    if "--config" not in argv:
+        return argv
+    i = argv.index("--config")
+    import yaml
+
+    config = yaml.safe_load(Path(argv[i + 1]).read_text()) or {}
+    rest = argv[:i] + argv[i + 2 :]
+    given = {a[2:] for a in rest if a.startswith("--")}
+    extra = []
+    for k, v in config.items():
+        if k not in given:
+            extra += [f"--{k}", json.dumps(v) if isinstance(v, (dict, list)) else str(v)]
+    return extra + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     from transformers import HfArgumentParser
 
@@ -93,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     from hf_trainer_ext import CurriculumTrainer, CurriculumTrainingArguments
 
     parser = HfArgumentParser((DataArguments, ModelArguments, RecipeArguments, CurriculumTrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
+    argv = with_config(sys.argv[1:] if argv is None else list(argv))
     if "--output_dir" not in argv and not (len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json"))):
         argv = [*argv, "--output_dir", "runs/train"]
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
