@@ -20,6 +20,12 @@ class CurriculumTrainingArguments(TrainingArguments):
     curriculum_seed: int | None = field(
         default=None, metadata={"help": "Seed of the block order (default: seed)."}
     )
+    domain_weights: str | None = field(
+        default=None,
+        metadata={"help": "Sample every global batch from the domains in these proportions (exact counts): a JSON "
+                          "list in domain-id order, a JSON object {domain: weight}, a weights JSON file "
+                          "(e.g. DoReMi's domain_weights.json), or 'uniform'. Needs max_steps."},
+    )
     log_block_losses: bool = field(
         default=True,
         metadata={"help": "Record every trained block's loss from the training forward pass (the curriculum log) "
@@ -37,5 +43,11 @@ class CurriculumTrainingArguments(TrainingArguments):
                 f"max_steps={self.max_steps} conflicts with curriculum={self.curriculum!r}: a curriculum's length is "
                 "its plan (epochs per phase); leave max_steps unset"
             )
+        if self.curriculum is not None and self.domain_weights is not None:
+            raise ValueError(
+                "curriculum and domain_weights are two ways of choosing the data; use one of them per run"
+            )
+        if self.domain_weights is not None and self.max_steps <= 0:
+            raise ValueError("a weighted domain mixture has no natural epoch: set max_steps (the number of optimizer steps)")
         if self.curriculum is not None and not self.log_block_losses:
             raise ValueError("a curriculum needs the block losses: keep log_block_losses=True")

@@ -8,7 +8,7 @@ curriculum log.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -50,16 +50,18 @@ class BlockRows:
     block_id: np.ndarray
     domain_id: np.ndarray
     is_pad: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # per-row arrays, e.g. cached reference losses
 
 
 class BlockDataset(torch.utils.data.Dataset):
     """A packed ``datasets.Dataset`` read a batch at a time (``__getitems__``) as numpy, with pad-slot decoding."""
 
-    def __init__(self, ds):
+    def __init__(self, ds, extras: dict | None = None):
         check_block_dataset(ds)
         self.ds = ds.select_columns(list(COLUMNS)).with_format("numpy")
         self.n = len(ds)
         self.column_names = list(COLUMNS)
+        self.extras = dict(extras or {})  # name -> object with take(rows) -> array, rows aligned with block_id
 
     def __len__(self) -> int:
         return self.n
@@ -68,8 +70,10 @@ class BlockDataset(torch.utils.data.Dataset):
         # one opaque item: Trainer's RemoveColumnsCollator passes non-dict features through untouched
         slots = np.asarray(slots, dtype=np.int64)
         pad = slots >= self.n
-        rows = self.ds[np.where(pad, slots - self.n, slots).tolist()]
-        return [BlockRows(rows["input_ids"], rows["block_id"], rows["domain_id"], pad)]
+        real = np.where(pad, slots - self.n, slots)
+        rows = self.ds[real.tolist()]
+        extra = {name: src.take(real) for name, src in self.extras.items()}
+        return [BlockRows(rows["input_ids"], rows["block_id"], rows["domain_id"], pad, extra)]
 
     def __getitem__(self, slot: int) -> dict:
         r = self.__getitems__([slot])[0]
@@ -80,9 +84,11 @@ class BlockCollator:
     """Batches of blocks → model inputs plus ``block_id``/``domain_id`` (removed again before the forward)."""
 
     def __call__(self, features) -> dict[str, torch.Tensor]:
+        extra = {}
         if len(features) == 1 and isinstance(features[0], BlockRows):  # a batch from BlockDataset.__getitems__
             r = features[0]
             ids, block_id, domain_id, pad = r.input_ids, r.block_id.astype(np.int64), r.domain_id.astype(np.int64), r.is_pad
+            extra = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in r.extra.items()}
         else:  # a list of rows (e.g. an evaluation dataset)
             ids = np.stack([np.asarray(f["input_ids"]) for f in features])
             block_id = np.array([f.get("block_id", -1) for f in features], dtype=np.int64)
@@ -98,4 +104,5 @@ class BlockCollator:
             "labels": labels,
             "block_id": torch.from_numpy(block_id),
             "domain_id": torch.from_numpy(domain_id),
+            **extra,
         }

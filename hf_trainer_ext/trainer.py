@@ -31,7 +31,7 @@ from curricula.curriculum.log import LOG_DIR, write_epoch_log, write_parquet_ato
 from curricula.curriculum.plan import Plan
 from curricula.curriculum.state import CurriculumState
 from hf_trainer_ext.callbacks import CurriculumCallback, PerplexityLoggerCallback
-from hf_trainer_ext.data import BlockCollator, BlockDataset, check_block_dataset
+from hf_trainer_ext.data import BlockCollator, BlockDataset, CurriculumDataError, check_block_dataset
 from hf_trainer_ext.losses import block_mean_losses, causal_lm_token_losses
 from hf_trainer_ext.recorder import BlockLossRecorder
 from hf_trainer_ext.sampler import CurriculumSampler
@@ -72,6 +72,12 @@ class CurriculumTrainer(Trainer):
         self.domain_names = list(domain_names) if domain_names is not None else [str(d) for d in range(n_domains)]
         self.recorder = BlockLossRecorder(max(n_domains, len(self.domain_names))) if self.block_logging else None
         self.curriculum: CurriculumState | None = None
+        self.mixture_weights = None
+        if getattr(self.args, "domain_weights", None) is not None:
+            if self._domain_ids is None:
+                raise CurriculumDataError("domain_weights needs training data with block_id and domain_id (curricula pack)")
+            self.mixture_weights = parse_domain_weights(self.args.domain_weights, self.domain_names, self._domain_ids)
+        self.eval_recorder: BlockLossRecorder | None = None
         self.log_dir = Path(self.args.output_dir) / LOG_DIR
         if self.block_logging:
             self.add_callback(CurriculumCallback(self))
@@ -88,6 +94,13 @@ class CurriculumTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         if self.curriculum is not None:
             return CurriculumSampler(self.curriculum)
+        if self.mixture_weights is not None:
+            from hf_trainer_ext.mixing_sampler import MixtureSampler, domain_pools
+
+            pools = domain_pools(self._domain_ids, len(self.domain_names))
+            seed = self.args.curriculum_seed if self.args.curriculum_seed is not None else self.args.seed
+            return MixtureSampler(pools, self.mixture_weights, self.global_batch, self.args.max_steps, seed,
+                                  names=self.domain_names)
         return super()._get_train_sampler(train_dataset)
 
     @property
@@ -112,9 +125,30 @@ class CurriculumTrainer(Trainer):
                 loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         else:
             loss = total / valid.sum()
-        if model.training:
-            self.recorder.add(block_id, domain_id, block_mean_losses(tok.detach(), valid), self.state.global_step + 1)
+        self._record(model, block_id, domain_id, tok, valid)
         return (loss, outputs) if return_outputs else loss
+
+    def _record(self, model, block_id, domain_id, tok, valid) -> None:
+        rec = self.recorder if model.training else self.eval_recorder
+        if rec is not None:
+            rec.add(block_id, domain_id, block_mean_losses(tok.detach(), valid), self.state.global_step + 1)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """Trainer's evaluation plus, from the same forward passes, per-domain perplexity, its uniform average and
+        its worst case (DoReMi's metrics), logged through ``Trainer.log``."""
+        if not self.block_logging:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        self.eval_recorder = BlockLossRecorder(len(self.domain_names))
+        try:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            records = self.eval_recorder.gather(self.accelerator)
+        finally:
+            self.eval_recorder = None
+        extra = domain_perplexities(records, self.domain_names, metric_key_prefix)
+        if extra:
+            metrics.update(extra)
+            self.log(extra)
+        return metrics
 
     # ---- the plan ----------------------------------------------------------------------------------------------
 
@@ -227,6 +261,44 @@ class CurriculumTrainer(Trainer):
         tmp = self.log_dir / "run.json.tmp"
         tmp.write_text(json.dumps(info, indent=2))
         os.replace(tmp, self.log_dir / "run.json")
+
+
+def parse_domain_weights(spec: str, names: list[str], domain_ids: np.ndarray) -> np.ndarray:
+    """'uniform' | JSON list (domain-id order) | JSON object {name: w} | a weights JSON file → float64 weights."""
+    from curricula.curriculum.mixing import check_weights
+
+    if spec == "uniform":
+        return np.full(len(names), 1.0 / len(names))
+    if Path(spec).is_file():
+        from curricula.curriculum.doremi import read_weights_json
+
+        return read_weights_json(spec, names)
+    value = json.loads(spec)
+    if isinstance(value, dict):
+        missing, extra = sorted(set(names) - set(value)), sorted(set(value) - set(names))
+        if missing or extra:
+            raise ValueError(f"domain_weights names {sorted(value)} do not match the data's domains {names}: "
+                             f"missing {missing}, unknown {extra}")
+        value = [value[n] for n in names]
+    return check_weights(np.asarray(value, dtype=np.float64), names)
+
+
+def domain_perplexities(records: dict, names: list[str], prefix: str = "eval") -> dict:
+    """exp(mean token loss) per domain (blocks have equal length, so the mean of block means is the token mean),
+    its uniform average over domains and its worst case."""
+    loss, dom = records["loss"], records["domain_id"]
+    ok = np.isfinite(loss)
+    out, ppls = {}, []
+    for d, name in enumerate(names):
+        sel = ok & (dom == d)
+        if sel.any():
+            ppl = float(np.exp(loss[sel].mean()))
+            out[f"{prefix}_ppl/{name}"] = ppl
+            ppls.append(ppl)
+    if ppls:
+        out[f"{prefix}_ppl_avg"] = float(np.mean(ppls))
+        out[f"{prefix}_ppl_worst"] = float(np.max(ppls))
+    return out
 
 
 def _records_arrow(records: dict):

@@ -1,0 +1,85 @@
+"""Reference-model losses for DoReMi, scored once and cached as an Arrow column aligned with ``block_id``.
+
+The reference model is frozen and the data fixed, so every block's per-token losses under it can be computed once
+(batched, no grad) and read back memory-mapped during the proxy run: no reference forward per step. Positions are
+the same as the proxy's per-token losses (labels shifted like ``ForCausalLMLoss``; the last position is 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from tqdm.auto import tqdm
+
+from hf_trainer_ext.losses import causal_lm_token_losses
+
+LOSSES_FILE = "reference_losses.arrow"
+META_FILE = "reference.json"
+
+
+class ReferenceError(ValueError):
+    """Reference losses that do not fit the data; the message says how to fix it."""
+
+
+@torch.no_grad()
+def score_reference(model, blocks, out_dir: Path, *, batch_size: int = 32, tokenizer_identity: dict | None = None,
+                    model_name: str = "", device: str | torch.device | None = None) -> Path:
+    """Write ``out_dir/reference_losses.arrow`` (``ref_loss``: float32[block_size] per block, in block_id order)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids_col = blocks.with_format("numpy")
+    n = len(blocks)
+    block_size = len(ids_col[0]["input_ids"])
+    device = torch.device(device) if device else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    schema = pa.schema([("ref_loss", pa.list_(pa.float32(), block_size))])
+    tmp = out_dir / (LOSSES_FILE + ".tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for start in tqdm(range(0, n, batch_size), desc="scoring reference", unit="batch"):
+            x = torch.as_tensor(np.asarray(ids_col[start : start + batch_size]["input_ids"]), dtype=torch.long)
+            x = x.to(device)
+            tok, _ = causal_lm_token_losses(model(input_ids=x).logits, x)
+            flat = pa.array(tok.float().cpu().numpy().reshape(-1))
+            writer.write_batch(pa.record_batch([pa.FixedSizeListArray.from_arrays(flat, block_size)], schema=schema))
+    os.replace(tmp, out_dir / LOSSES_FILE)
+    meta = {"n_blocks": n, "block_size": block_size, "tokenizer": tokenizer_identity, "model": model_name}
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
+    model.train(was_training)
+    return out_dir / LOSSES_FILE
+
+
+class ReferenceLosses:
+    """The cached losses, memory-mapped; ``take(rows)`` gives float32 [len(rows), block_size]."""
+
+    def __init__(self, directory: Path, n_blocks: int, block_size: int, tokenizer_identity: dict | None = None):
+        directory = Path(directory)
+        if not (directory / LOSSES_FILE).is_file():
+            raise ReferenceError(f"{directory} has no {LOSSES_FILE}; score the reference model first (score_reference)")
+        meta = json.loads((directory / META_FILE).read_text())
+        if meta["n_blocks"] != n_blocks or meta["block_size"] != block_size:
+            raise ReferenceError(
+                f"reference losses in {directory} cover {meta['n_blocks']} blocks of {meta['block_size']} tokens, the "
+                f"training data has {n_blocks} of {block_size}; score the reference on the same packed data"
+            )
+        check_same_tokenizer(meta.get("tokenizer"), tokenizer_identity, what=f"the reference losses in {directory}")
+        self._source = pa.memory_map(str(directory / LOSSES_FILE))
+        table = pa.ipc.open_file(self._source).read_all()
+        self.values = table.column("ref_loss").combine_chunks().flatten().to_numpy().reshape(n_blocks, block_size)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[rows]
+
+
+def check_same_tokenizer(theirs: dict | None, ours: dict | None, what: str) -> None:
+    if theirs and ours and theirs.get("vocab_sha256") != ours.get("vocab_sha256"):
+        raise ReferenceError(
+            f"{what} used tokenizer {theirs.get('name')!r} (vocab sha256 {theirs.get('vocab_sha256', '')[:12]}…) but the "
+            f"packed data uses {ours.get('name')!r} ({ours.get('vocab_sha256', '')[:12]}…); token ids would not mean the "
+            "same thing: use a reference model trained on data packed with the same tokenizer"
+        )
