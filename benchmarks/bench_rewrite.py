@@ -63,7 +63,7 @@ def run_size(n: int, rounds: int, n_domains: int, folder: Path, sync: bool, seed
     print(f"\n== {n:,} blocks ({n_domains} domains), setup {time.perf_counter() - t0:.1f} s: "
           + ", ".join(f"{k} {v:.2f} s" for k, v in setup.items()))
     steps = ("update", "select_focus", "set_eligible", "save")
-    print(f"{'round':>5} " + " ".join(f"{s:>13}" for s in steps) + f" {'total':>8} {'kept':>12} {'raw write':>10}")
+    print(f"{'round':>5} " + " ".join(f"{s:>13}" for s in steps) + f" {'total':>8} {'kept':>12} {'raw write':>10} {'load avg':>8}")
     for r in range(1, rounds + 1):
         del ids
         ids = table.order(seed, r)  # the epoch just trained (review: every block, shuffled)
@@ -79,7 +79,7 @@ def run_size(n: int, rounds: int, n_domains: int, folder: Path, sync: bool, seed
         total = sum(tm.values())
         raw = _raw_write(table, folder / "raw.bin")
         print(f"{r:>5} " + " ".join(f"{tm[s]:>11.3f} s" for s in steps) + f" {total:>6.3f} s {report.n_kept:>12,}"
-              f" {raw:>8.3f} s")
+              f" {raw:>8.3f} s {os.getloadavg()[0]:>8.2f}")
         assert report.n_kept == n - n // 2
         del kept, losses
         table.set_all_eligible()
