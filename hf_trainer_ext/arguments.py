@@ -26,6 +26,17 @@ class CurriculumTrainingArguments(TrainingArguments):
                           "list in domain-id order, a JSON object {domain: weight}, a weights JSON file "
                           "(e.g. DoReMi's domain_weights.json), or 'uniform'. Needs max_steps."},
     )
+    lr_schedule: str | None = field(
+        default=None,
+        metadata={"help": "A curricula LR schedule (curricula.curriculum.schedules) as JSON or a YAML/JSON file, e.g. "
+                          "'{\"type\": \"infinite\", \"constant_lr\": 3e-4, ...}'; replaces lr_scheduler_type. "
+                          "max_lr and total_steps default to learning_rate and the run's steps."},
+    )
+    anneal_at: int | None = field(
+        default=None,
+        metadata={"help": "Start an infinite schedule's anneal at this step. Without it, creating the file "
+                          "OUTPUT_DIR/ANNEAL (empty: now; or holding a step) starts it on demand."},
+    )
     log_block_losses: bool = field(
         default=True,
         metadata={"help": "Record every trained block's loss from the training forward pass (the curriculum log) "
@@ -49,5 +60,13 @@ class CurriculumTrainingArguments(TrainingArguments):
             )
         if self.domain_weights is not None and self.max_steps <= 0:
             raise ValueError("a weighted domain mixture has no natural epoch: set max_steps (the number of optimizer steps)")
+        if isinstance(self.lr_schedule, str) and self.lr_schedule:
+            import json
+            from pathlib import Path
+
+            import yaml
+
+            text = Path(self.lr_schedule).read_text() if Path(self.lr_schedule).is_file() else self.lr_schedule
+            self.lr_schedule = yaml.safe_load(text) if not text.lstrip().startswith("{") else json.loads(text)
         if self.curriculum is not None and not self.log_block_losses:
             raise ValueError("a curriculum needs the block losses: keep log_block_losses=True")

@@ -47,4 +47,4 @@ class PerplexityLoggerCallback(TrainerCallback):
         if losses:
             names = self.trainer.domain_names
             logs = {f"train_ppl/{names[d] if d < len(names) else d}": perplexity(v) for d, v in losses.items()}
-            self.trainer.log(logs)
+            self.trainer.log_extra(logs)

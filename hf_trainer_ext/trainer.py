@@ -83,6 +83,13 @@ class CurriculumTrainer(Trainer):
             self.add_callback(CurriculumCallback(self))
             self.add_callback(PerplexityLoggerCallback(self))
 
+    def log_extra(self, logs: dict) -> None:
+        """``Trainer.log`` from inside a callback: ``on_log`` clears ``control.should_log``, which would silently drop
+        Trainer's own loss/learning-rate log of the same step, so the flag is put back."""
+        should_log = self.control.should_log
+        self.log(logs)
+        self.control.should_log = should_log
+
     # ---- data --------------------------------------------------------------------------------------------------
 
     def _set_signature_columns_if_needed(self):
@@ -147,8 +154,28 @@ class CurriculumTrainer(Trainer):
         extra = domain_perplexities(records, self.domain_names, metric_key_prefix)
         if extra:
             metrics.update(extra)
-            self.log(extra)
+            self.log_extra(extra)
         return metrics
+
+    # ---- LR schedule --------------------------------------------------------------------------------------------
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """A curricula schedule (``args.lr_schedule``: warmup-cosine, re-warm stages, infinite with on-demand anneal)
+        in place of ``lr_scheduler_type``; it lives in the scheduler's state_dict, so a resume restores the exact LR."""
+        spec = getattr(self.args, "lr_schedule", None)
+        if spec is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        from hf_trainer_ext.schedulers import AnnealCallback, create_schedule_scheduler
+
+        self.lr_scheduler = create_schedule_scheduler(
+            optimizer if optimizer is not None else self.optimizer, spec, num_training_steps=num_training_steps
+        )
+        self._created_lr_scheduler = True
+        annealable = hasattr(self.lr_scheduler.schedule, "anneal_start")
+        if annealable and not any(isinstance(cb, AnnealCallback) for cb in self.callback_handler.callbacks):
+            trigger = os.path.join(self.args.output_dir, "ANNEAL")
+            self.add_callback(AnnealCallback(at_step=self.args.anneal_at, trigger_file=trigger))
+        return self.lr_scheduler
 
     # ---- the plan ----------------------------------------------------------------------------------------------
 
@@ -229,7 +256,7 @@ class CurriculumTrainer(Trainer):
                         fh.write(json.dumps({"epoch": nxt.index, "phase_index": nxt.phase_index, **report}) + "\n")
         if self.args.should_save:
             cur.table.save(self.log_dir / "table.arrow")
-        self.log(summary)
+        self.log_extra(summary)
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
 

@@ -200,3 +200,29 @@ def test_resume_in_the_middle_of_a_focus_phase_is_exact(tmp_path):
     np.testing.assert_array_equal(ta.eligible_ids(), tb.eligible_ids())
     np.testing.assert_allclose(ta.loss, tb.loss, rtol=0, atol=1e-6)
     assert rest.state.global_step == full.state.global_step == 18
+
+
+def test_perplexity_logging_keeps_trainers_own_logs(tmp_path):
+    # on_log clears control.should_log: logging from a callback must not swallow Trainer's loss/lr log of that step
+    tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, max_steps=4, logging_steps=1), train_dataset=blocks(),
+                           domain_names=["easy", "half", "random"])
+    tr.train()
+    steps_with_loss = [h["step"] for h in tr.state.log_history if "loss" in h]
+    steps_with_ppl = [h["step"] for h in tr.state.log_history if "train_ppl/easy" in h]
+    assert steps_with_loss == steps_with_ppl == [1, 2, 3, 4]
+    assert all("learning_rate" in h for h in tr.state.log_history if "loss" in h)
+
+
+def test_lr_schedule_argument_drives_the_optimizer(tmp_path):
+    from curricula.curriculum.schedules import schedule_from_dict
+
+    spec = {"type": "infinite", "max_lr": 1e-3, "constant_lr": 5e-4, "min_lr": 1e-5, "warmup_steps": 2,
+            "cooldown_steps": 4, "cooldown": "cosine", "anneal": "exponential", "anneal_steps": 3}
+    args = targs(tmp_path, max_steps=20, logging_steps=1, lr_schedule=json.dumps(spec), anneal_at=8)
+    tr = CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=blocks())
+    tr.train()
+    expected = schedule_from_dict(spec).with_anneal(8)
+    logged = {h["step"]: h["learning_rate"] for h in tr.state.log_history if "learning_rate" in h}
+    for step, lr in logged.items():  # step g ran with lr(g - 1)
+        assert lr == pytest.approx(expected.lr(step - 1), rel=1e-9, abs=1e-12)
+    assert tr.state.global_step == 11  # the anneal (steps 8..10) ends the run
