@@ -141,6 +141,21 @@ def cmd_analyze(a: argparse.Namespace) -> None:
     print(format_report(result))
 
 
+def cmd_doremi(a: argparse.Namespace) -> None:
+    from hf_trainer_ext.doremi import DoReMiRecipe, run_doremi
+
+    recipe = DoReMiRecipe.from_yaml(a.recipe, rounds=a.rounds, reference=a.reference)
+    result = run_doremi(recipe, Path(a.packed), Path(a.out))
+    names = result["domains"]
+    rows = [[n, *[f"{r['weights'][i]:.3f}" for r in result["rounds"]]] for i, n in enumerate(names)]
+    print(format_table(["domain", *[f"round {r['round']}" for r in result["rounds"]]], rows))
+    for r in result["rounds"]:
+        print(f"round {r['round']}: L1 change {r['l1_change']:.4f}")
+    if "main_eval" in result:
+        print("main model:", {k: round(v, 3) for k, v in result["main_eval"].items()})
+    print(f"weights: {Path(a.out) / 'domain_weights.json'}; plot: {Path(a.out) / 'domain_weights_by_round.png'}")
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     """Build the embedded sample into corpora and pack them (the trainer joins here in the next milestone)."""
     from curricula.data.build import build_from_sample
@@ -229,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--top-k", type=int, default=5, help="blocks to show as most forgotten / hardest")
     an.add_argument("--rel-tol", type=float, default=0.0, help="ignore perplexity changes below this relative size")
     an.set_defaults(func=cmd_analyze)
+
+    dr = sub.add_parser("doremi", help="DoReMi: reference → Group-DRO proxy → domain weights (iterated), then the main model")
+    dr.add_argument("--recipe", default=str(Path(__file__).parent / "recipes" / "doremi.yaml"))
+    dr.add_argument("--packed", required=True, help="packed data (curricula pack) with a domain per block")
+    dr.add_argument("--out", required=True)
+    dr.add_argument("--rounds", type=int, help="override the recipe's number of rounds")
+    dr.add_argument("--reference", choices=["cached", "live"], help="override the recipe's reference mode")
+    dr.set_defaults(func=cmd_doremi)
 
     d = sub.add_parser("demo", help="build and pack the embedded sample (the data half of `make demo`)")
     d.add_argument("--out", default="runs/demo")
