@@ -106,3 +106,17 @@ class BlockCollator:
             "domain_id": torch.from_numpy(domain_id),
             **extra,
         }
+
+
+def per_domain_subset(ds, max_blocks: int):
+    """At most ``max_blocks`` blocks, an equal share from every domain (the first ones of each).
+
+    Packed data is ordered by domain, so "the first N blocks" would evaluate only the first domains (the official
+    DoReMi code's ``max_samples`` hazard)."""
+    if len(ds) <= max_blocks:
+        return ds
+    dom = np.asarray(ds.with_format("numpy")["domain_id"])
+    domains = np.unique(dom)
+    share = max(1, max_blocks // len(domains))
+    rows = np.concatenate([np.flatnonzero(dom == d)[:share] for d in domains])
+    return ds.select(np.sort(rows).tolist())

@@ -30,6 +30,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from curricula.curriculum.doremi import DoReMiConfig, GroupDROWeights, weights_json
+from hf_trainer_ext.data import per_domain_subset
 from hf_trainer_ext.losses import causal_lm_token_losses
 from hf_trainer_ext.reference import ReferenceLosses
 from hf_trainer_ext.trainer import CurriculumTrainer
@@ -280,8 +281,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
     train = load_blocks(packed, "train")
     evaluation = None
     if "validation" in meta["splits"]:
-        evaluation = load_blocks(packed, "validation")
-        evaluation = evaluation.select(range(min(recipe.max_eval_blocks, len(evaluation))))
+        evaluation = per_domain_subset(load_blocks(packed, "validation"), recipe.max_eval_blocks)
     identity = meta["tokenizer"]
     weights = baseline_weights(recipe.baseline_weights, meta)
     rounds = []

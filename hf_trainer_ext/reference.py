@@ -32,7 +32,7 @@ def score_reference(model, blocks, out_dir: Path, *, batch_size: int = 32, token
     """Write ``out_dir/reference_losses.arrow`` (``ref_loss``: float32[block_size] per block, in block_id order)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids_col = blocks.with_format("numpy")
+    ids_col = blocks.select_columns(["input_ids"]).with_format("numpy")
     n = len(blocks)
     block_size = len(ids_col[0]["input_ids"])
     device = torch.device(device) if device else next(model.parameters()).device

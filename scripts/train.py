@@ -32,7 +32,7 @@ class DataArguments:
     )
     block_size: int = field(default=128)
     max_blocks_per_domain: int | None = field(default=1200, metadata={"help": "cap per domain (sample only)"})
-    max_eval_blocks: int = field(default=512, metadata={"help": "validation blocks used for evaluation"})
+    max_eval_blocks: int = field(default=512, metadata={"help": "validation blocks used for evaluation (equal share per domain)"})
 
 
 @dataclass
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from curricula.data.pack import load_blocks, read_meta
     from hf_trainer_ext import CurriculumTrainer, CurriculumTrainingArguments
+    from hf_trainer_ext.data import per_domain_subset
 
     parser = HfArgumentParser((DataArguments, ModelArguments, RecipeArguments, CurriculumTrainingArguments))
     argv = with_config(sys.argv[1:] if argv is None else list(argv))
@@ -126,8 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     train = load_blocks(packed, "train")
     evaluation = None
     if "validation" in meta["splits"] and args.eval_strategy != "no":
-        evaluation = load_blocks(packed, "validation")
-        evaluation = evaluation.select(range(min(data.max_eval_blocks, len(evaluation))))
+        evaluation = per_domain_subset(load_blocks(packed, "validation"), data.max_eval_blocks)
     model = build_model(margs, meta)
     trainer = CurriculumTrainer(
         model=model, args=args, train_dataset=train, eval_dataset=evaluation, domain_names=meta["domain_names"]

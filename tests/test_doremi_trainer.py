@@ -121,3 +121,43 @@ def test_two_ranks_hold_identical_weights_and_resume_exactly(reference, tmp_path
     resumed = json.loads((tmp_path / "weights-rank0-resumed.json").read_text())
     assert resumed["history"] == r0["history"]
     assert resumed["average"] == r0["average"]
+
+
+@pytest.fixture(scope="module")
+def tiny_packed(tmp_path_factory):
+    from curricula.data.corpus import write_corpus
+    from curricula.data.pack import PackConfig, pack_corpus
+    from curricula.data.tokenizers import train_bpe
+    from test_pack import synthetic_docs
+
+    root = tmp_path_factory.mktemp("tiny")
+    docs = synthetic_docs(n_per_domain=80)
+    write_corpus(docs, root / "corpus", val_fraction=0.1)
+    train_bpe([d["text"] for d in docs], root / "bpe", vocab_size=300)
+    pack_corpus(root / "corpus", root / "packed", PackConfig(tokenizer=str(root / "bpe"), block_size=64))
+    return root / "packed"
+
+
+def test_pipeline_iterates_rounds_and_trains_the_main_model(tiny_packed, tmp_path):
+    from hf_trainer_ext.doremi import DoReMiRecipe, run_doremi
+
+    recipe = DoReMiRecipe(rounds=2, reference_steps=4, proxy_steps=4, main_steps=4,
+                          model={"n_layer": 1, "n_embd": 32, "n_head": 2}, max_eval_blocks=32,
+                          training={"per_device_train_batch_size": 8, "disable_tqdm": True, "logging_steps": 1000})
+    result = run_doremi(recipe, tiny_packed, tmp_path)
+    assert [r["round"] for r in result["rounds"]] == [0, 1]
+    assert result["rounds"][1]["reference_weights"] == result["rounds"][0]["weights"]  # round k → round k+1
+    for r in result["rounds"]:
+        assert abs(sum(r["weights"]) - 1) < 1e-9 and r["l1_change"] >= 0
+    assert set(result["main_eval"]) >= {"eval_ppl_avg", "eval_ppl_worst", "eval_ppl/prose"}
+    assert result["main_eval"]["eval_ppl_worst"] >= result["main_eval"]["eval_ppl_avg"]
+    doc = json.loads((tmp_path / "domain_weights.json").read_text())
+    assert doc["tokenizer"]["name"] and (tmp_path / "domain_weights_by_round.png").is_file()
+    assert (tmp_path / "round1" / "reference_losses" / "reference_losses.arrow").is_file()
+
+
+def test_pipeline_refuses_a_domain_missing_from_the_data(tiny_packed, tmp_path):
+    from hf_trainer_ext.doremi import DoReMiRecipe, run_doremi
+
+    with pytest.raises(ValueError, match=r"domain\(s\) \['web'\] are not in"):
+        run_doremi(DoReMiRecipe(domains=["prose", "web"]), tiny_packed, tmp_path)
