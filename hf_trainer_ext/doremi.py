@@ -55,6 +55,8 @@ class DoReMiProxyTrainer(CurriculumTrainer):
         self.sampling = self.mixture_weights if self.mixture_weights is not None else np.full(k, 1.0 / k)
         self.dro = GroupDROWeights(k, DoReMiConfig(eta=eta, smoothing=smoothing))
         self.reference_model = None
+        if isinstance(reference_model, (str, Path)):
+            reference_model = load_reference_model(reference_model, tokenizer_identity)
         if reference_model is not None:
             self.reference_model = reference_model.to(self.args.device).eval().requires_grad_(False)
         else:
@@ -154,6 +156,21 @@ class DoReMiProxyTrainer(CurriculumTrainer):
             pq.write_table(pa.table(cols), out / "weights_history.parquet")
             plot_weights(self.history, self.domain_names, out / "domain_weights.png")
         return out / "domain_weights.json"
+
+
+def load_reference_model(folder: str | Path, tokenizer_identity: dict):
+    """A reference model from a folder; its tokenizer must be the packed data's (same vocabulary hash)."""
+    from transformers import AutoModelForCausalLM
+
+    from curricula.data.tokenizers import TokenizerError, load_tokenizer
+    from hf_trainer_ext.reference import check_same_tokenizer
+
+    try:
+        theirs = load_tokenizer(folder).identity.to_dict()
+    except TokenizerError as err:
+        raise ValueError(f"cannot check the reference model's tokenizer: {err}") from None
+    check_same_tokenizer(theirs, tokenizer_identity, what=f"the reference model {folder}")
+    return AutoModelForCausalLM.from_pretrained(folder)
 
 
 class DoReMiCallback(TrainerCallback):

@@ -161,3 +161,14 @@ def test_pipeline_refuses_a_domain_missing_from_the_data(tiny_packed, tmp_path):
 
     with pytest.raises(ValueError, match=r"domain\(s\) \['web'\] are not in"):
         run_doremi(DoReMiRecipe(domains=["prose", "web"]), tiny_packed, tmp_path)
+
+
+def test_reference_model_folder_with_another_tokenizer_is_refused(tmp_path):
+    from curricula.data.tokenizers import train_bpe
+    from test_pack import synthetic_docs
+
+    folder = tmp_path / "ref"
+    tiny_gpt2().save_pretrained(folder)
+    train_bpe([d["text"] for d in synthetic_docs(n_per_domain=10)], folder, vocab_size=300)
+    with pytest.raises(ReferenceError, match="the reference model .* token ids would not mean the same thing"):
+        proxy(tmp_path / "run", reference_model=str(folder))
