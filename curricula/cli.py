@@ -156,6 +156,18 @@ def cmd_doremi(a: argparse.Namespace) -> None:
     print(f"weights: {Path(a.out) / 'domain_weights.json'}; plot: {Path(a.out) / 'domain_weights_by_round.png'}")
 
 
+def cmd_continual(a: argparse.Namespace) -> None:
+    from hf_trainer_ext.continual import ContinualRecipe, run_continual
+
+    result = run_continual(ContinualRecipe.from_yaml(a.recipe), Path(a.out))
+    rows = []
+    for v in result["last_stage_variants"]:
+        rows.append([f"{100 * v['replay']:.0f}%", *[f"{v['before'][k]:.3f} → {v['after'][k]:.3f}" for k in sorted(v["after"])]])
+    keys = sorted(result["last_stage_variants"][0]["after"])
+    print(format_table(["replay", *[k.removeprefix("eval_").removesuffix("_loss") + " val loss" for k in keys]], rows))
+    print(f"curves: {Path(a.out) / 'continual.png'}; numbers: {Path(a.out) / 'continual.json'}")
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     """Build the embedded sample into corpora and pack them (the trainer joins here in the next milestone)."""
     from curricula.data.build import build_from_sample
@@ -253,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--reference", choices=["cached", "live"], help="override the recipe's reference mode")
     dr.set_defaults(func=cmd_doremi)
 
+    ct = sub.add_parser("continual", help="continual pretraining: dataset stages with re-warm/re-decay and replay")
+    ct.add_argument("recipe", help="e.g. curricula/recipes/continual_replay.yaml")
+    ct.add_argument("--out", required=True)
+    ct.set_defaults(func=cmd_continual)
+
     d = sub.add_parser("demo", help="build and pack the embedded sample (the data half of `make demo`)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--tokenizer", default="gpt2")
@@ -268,7 +285,21 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from curricula.data.pack import PackError
     from curricula.data.tokenizers import TokenizerError
 
-    return CorpusError, PackError, TokenizerError, PackageFetchError, MissingToolError, FileNotFoundError
+    from curricula.curriculum.mixing import MixingError
+    from curricula.curriculum.plan import PlanError
+    from curricula.curriculum.schedules import ScheduleError
+
+    errors = [CorpusError, PackError, TokenizerError, PackageFetchError, MissingToolError, FileNotFoundError,
+              MixingError, PlanError, ScheduleError]
+    try:  # the HF glue's errors, when it is installed
+        from hf_trainer_ext.continual import ContinualError
+        from hf_trainer_ext.data import CurriculumDataError
+        from hf_trainer_ext.reference import ReferenceError
+
+        errors += [ContinualError, CurriculumDataError, ReferenceError]
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

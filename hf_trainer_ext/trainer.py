@@ -143,7 +143,8 @@ class CurriculumTrainer(Trainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """Trainer's evaluation plus, from the same forward passes, per-domain perplexity, its uniform average and
         its worst case (DoReMi's metrics), logged through ``Trainer.log``."""
-        if not self.block_logging:
+        target = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not self.block_logging or isinstance(target, dict):  # a dict: Trainer calls back here per dataset
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         self.eval_recorder = BlockLossRecorder(len(self.domain_names))
         try:

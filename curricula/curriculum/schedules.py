@@ -510,6 +510,43 @@ class Infinite(Schedule):
 # ---- serialisation ---------------------------------------------------------------------------------------------------
 
 
+@_register
+@dataclass(frozen=True)
+class Offset(Schedule):
+    """``schedule`` continued from global step ``offset``: how one schedule spans several runs (continual stages,
+    each a new trainer counting from 0) without re-warming, e.g. an Infinite schedule across datasets."""
+
+    type_name: ClassVar[str] = "offset"
+    schedule: Schedule
+    offset: int = 0
+
+    def __post_init__(self):
+        _set(self, "schedule", schedule_from_dict(self.schedule))
+        _set(self, "offset", _steps("offset", self.offset))
+
+    def lr(self, step: int) -> float:
+        return self.schedule.lr(_step_arg(step) + self.offset)
+
+    def to_dict(self) -> dict:
+        return {"type": self.type_name, "schedule": self.schedule.to_dict(), "offset": self.offset}
+
+    @property
+    def anneal_start(self) -> int | None:
+        s = self.schedule.anneal_start
+        return None if s is None else s - self.offset
+
+    @property
+    def anneal_end(self) -> int | None:
+        e = self.schedule.anneal_end
+        return None if e is None else e - self.offset
+
+    def with_anneal(self, start_step: int, anneal_steps: int | None = None) -> "Offset":
+        return Offset(self.schedule.with_anneal(_step_arg(start_step) + self.offset, anneal_steps), self.offset)
+
+    def without_anneal(self) -> "Offset":
+        return Offset(self.schedule.without_anneal(), self.offset)
+
+
 def schedule_from_dict(d: Mapping | Schedule, defaults: Mapping[str, Any] | None = None) -> Schedule:
     """Rebuild a schedule from ``to_dict()`` output (JSON/YAML). A ``Schedule`` passes through unchanged.
 

@@ -1,0 +1,100 @@
+"""Continual pretraining: compute-equivalent replay with exact counts, seen-only replay, stages, bad input."""
+
+import numpy as np
+import pytest
+
+from hf_trainer_ext.continual import ContinualError, ContinualRecipe, Stage, _stage_data, run_continual
+from hf_trainer_ext.mixing_sampler import MixtureSampler
+
+
+@pytest.fixture(scope="module")
+def two_stages(tmp_path_factory):
+    from curricula.data.corpus import write_corpus
+    from curricula.data.pack import PackConfig, pack_corpus
+    from curricula.data.tokenizers import train_bpe
+    from test_pack import synthetic_docs
+
+    root = tmp_path_factory.mktemp("cont")
+    d0 = synthetic_docs(n_per_domain=40, domains=("code", "prose"), seed=0)
+    d1 = [{**d, "domain": "german", "doc_id": "de/" + d["doc_id"], "text": d["text"].upper()}
+          for d in synthetic_docs(n_per_domain=60, domains=("x",), seed=1)]
+    train_bpe([d["text"] for d in d0 + d1], root / "bpe", vocab_size=300)
+    for name, docs in (("en", d0), ("de", d1)):
+        write_corpus(docs, root / name, val_fraction=0.1)
+        pack_corpus(root / name, root / f"packed-{name}", PackConfig(tokenizer=str(root / "bpe"), block_size=64))
+    return root
+
+
+def recipe(root, **kw):
+    stages = kw.pop("stages", [{"name": "en", "packed": str(root / "packed-en"), "steps": 4},
+                               {"name": "de", "packed": str(root / "packed-de"), "steps": 4, "replay": 0.25}])
+    return ContinualRecipe.from_dict({"stages": stages, "model": {"n_layer": 1, "n_embd": 32, "n_head": 2},
+                                     "eval_every": 2, "max_eval_blocks": 16,
+                                     "training": {"per_device_train_batch_size": 8, "disable_tqdm": True}, **kw})
+
+
+def test_every_batch_has_the_exact_number_of_replay_blocks():
+    new, old = np.arange(0, 1000), np.arange(1000, 1200)
+    for x in (0.05, 0.25):
+        stream = np.fromiter(iter(MixtureSampler([new, old], [1 - x, x], 16, 200, seed=3)), dtype=np.int64)
+        per_batch = (stream.reshape(200, 16) >= 1000).sum(1)
+        assert set(per_batch) <= {int(np.floor(16 * x)), int(np.ceil(16 * x))}  # 0/1 at 5 %, exactly 4 at 25 %
+        cum = np.cumsum(per_batch) - 16 * x * np.arange(1, 201)
+        assert np.all(np.abs(cum) < 1)  # rounding carried across batches
+    zero = np.fromiter(iter(MixtureSampler([new, old], [1.0, 0.0], 16, 50, seed=3)), dtype=np.int64)
+    assert zero.max() < 1000
+
+
+def test_seen_only_replay_never_draws_an_unseen_block(two_stages):
+    from hf_trainer_ext.continual import _load_stages
+
+    r = recipe(two_stages)
+    data = _load_stages(r)
+    seen_en = np.array([1, 5, 9, 12])  # rows of stage 0 that stage 0 trained on
+    combined, new_pool, replay_pool = _stage_data(data, 1, [seen_en, None], seen_only=True)
+    assert len(replay_pool) == 4 and len(new_pool) == len(data[1]["train"])
+    replayed = np.asarray(combined.select(replay_pool.tolist())["input_ids"])
+    np.testing.assert_array_equal(replayed, np.asarray(data[0]["train"].select(seen_en.tolist())["input_ids"]))
+    _, _, every = _stage_data(data, 1, [seen_en, None], seen_only=False)
+    assert len(every) == len(data[0]["train"])
+
+
+def test_stages_run_in_order_and_variants_branch(two_stages, tmp_path):
+    result = run_continual(recipe(two_stages, variants={"replay": [0.0, 0.25]}), tmp_path)
+    assert [s["stage"] for s in result["stages"]] == ["en"]
+    assert [v["replay"] for v in result["last_stage_variants"]] == [0.0, 0.25]
+    for v in result["last_stage_variants"]:
+        assert set(v["before"]) >= {"eval_en_loss", "eval_de_loss"} and set(v["after"]) >= {"eval_en_loss", "eval_de_loss"}
+    # both variants start from the same end-of-en model
+    assert result["last_stage_variants"][0]["before"] == result["last_stage_variants"][1]["before"]
+    assert result["last_stage_variants"][0]["before"]["eval_en_loss"] == pytest.approx(result["stages"][0]["after"]["eval_en_loss"])
+    assert (tmp_path / "continual.png").stat().st_size > 5000 and (tmp_path / "continual.json").is_file()
+
+
+@pytest.mark.parametrize("replay", [-0.1, 1.0, 1.5])
+def test_replay_fraction_outside_range(replay):
+    with pytest.raises(ContinualError, match=r"must be in \[0, 1\)"):
+        Stage("de", "x", 10, replay=replay)
+
+
+def test_stage_with_no_steps():
+    with pytest.raises(ContinualError, match="stage 'de' has steps=0; every stage needs a positive number of steps"):
+        Stage("de", "x", 0)
+
+
+def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path):
+    from hf_trainer_ext.reference import ReferenceError
+    from test_trainer import tiny_gpt2
+
+    tiny_gpt2().save_pretrained(tmp_path / "m")
+    from curricula.data.tokenizers import gpt2_files
+    import shutil
+
+    vb, ej = gpt2_files()  # a GPT-2 tokenizer folder: not the data's 300-token BPE
+    shutil.copy(ej, tmp_path / "m" / "vocab.json")
+    shutil.copy(vb, tmp_path / "m" / "merges.txt")
+    from transformers import GPT2TokenizerFast
+
+    GPT2TokenizerFast.from_pretrained(str(tmp_path / "m")).save_pretrained(str(tmp_path / "m"))
+    with pytest.raises(ReferenceError, match="token ids would not mean the same thing"):
+        run_continual(recipe(two_stages, model_name_or_path=str(tmp_path / "m")), tmp_path / "out")
