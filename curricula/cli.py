@@ -97,9 +97,13 @@ def cmd_tokenizer_train(a: argparse.Namespace) -> None:
     from curricula.data.corpus import load_corpus
     from curricula.data.tokenizers import train_bpe
 
-    ds = load_corpus(Path(a.corpus))[a.split]
-    if a.max_documents:
-        ds = ds.select(range(min(a.max_documents, len(ds))))
+    from datasets import concatenate_datasets
+
+    parts = []
+    for corpus in a.corpus:  # several corpora (e.g. en and de) give one shared tokenizer
+        ds = load_corpus(Path(corpus))[a.split]
+        parts.append(ds.select(range(min(a.max_documents, len(ds)))) if a.max_documents else ds)
+    ds = concatenate_datasets(parts)
 
     def texts():
         for batch in ds.iter(batch_size=1000):
@@ -122,7 +126,8 @@ def cmd_tokenizer_show(a: argparse.Namespace) -> None:
 def cmd_pack(a: argparse.Namespace) -> None:
     from curricula.data.pack import PackConfig, pack_corpus
 
-    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc, num_threads=a.num_threads)
+    config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc, num_threads=a.num_threads,
+                        max_blocks_per_domain=a.max_blocks_per_domain)
     meta = pack_corpus(Path(a.corpus), Path(a.out), config, domains=a.domains, splits=tuple(a.splits), force=a.force)
     print(packed_table(meta))
     print(f"\npacked blocks in {a.out}/<split> (datasets.load_from_disk); metadata in {a.out}/meta.json")
@@ -221,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_corpus_info)
 
     tok = sub.add_parser("tokenizer", help="train or inspect tokenizers").add_subparsers(dest="tok_cmd", required=True)
-    t = tok.add_parser("train", help="train a byte-level BPE on a corpus; saves an HF tokenizer folder")
-    t.add_argument("corpus")
+    t = tok.add_parser("train", help="train a byte-level BPE on one or more corpora; saves an HF tokenizer folder")
+    t.add_argument("corpus", nargs="+")
     t.add_argument("--out", required=True)
     t.add_argument("--vocab-size", type=int, default=8192)
     t.add_argument("--split", default="train")
@@ -242,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--num-threads", type=int, default=os.cpu_count() or 1,
                     help="tokenizer threads per process (default: all cores, %(default)s)")
     pk.add_argument("--domains", nargs="+")
+    pk.add_argument("--max-blocks-per-domain", type=int, help="keep only each domain's first N blocks")
     pk.add_argument("--splits", nargs="+", default=["train", "validation"])
     pk.add_argument("--force", action="store_true", help="re-pack even if OUT holds the same packing")
     pk.set_defaults(func=cmd_pack)
