@@ -1,0 +1,144 @@
+"""DoReMi's Group-DRO weight update against a hand-computed case, exact state round trip, the weights file.
+Pure numpy; fast."""
+
+import json
+
+import numpy as np
+import pytest
+
+from curricula.curriculum.doremi import (
+    DoReMiConfig,
+    DoReMiError,
+    GroupDROWeights,
+    l1_change,
+    read_weights_json,
+    weights_json,
+    write_weights_json,
+)
+
+TOK = {"name": "gpt2", "kind": "tiktoken", "vocab_size": 50257, "eos_id": 50256, "vocab_sha256": "a" * 64}
+
+
+def test_update_matches_the_hand_computed_case():
+    g = GroupDROWeights(3, DoReMiConfig(eta=1.0, smoothing=0.1))
+    assert np.allclose(g.weights, 1 / 3) and g.steps == 0
+
+    # Step 1. Per-token clipped excess summed per domain, over 4, 5 and 2 tokens. Domain 1's proxy beats the
+    # reference on every token, so each of its tokens was clipped to 0 upstream: its sum is 0.
+    #   lambda = [2.0/4, 0.0/5, 3.0/2] = [0.5, 0.0, 1.5]
+    #   log alpha = log(1/3) + lambda; the 1/3 cancels in the normalisation:
+    #   e^0.5 = 1.6487212707, e^0 = 1, e^1.5 = 4.4816890703, Z1 = 7.1304103410
+    #   softmax = [1.6487212707, 1, 4.4816890703] / Z1 = [0.2312238976, 0.1402443832, 0.6285317192]
+    #   smoothing: 0.9 * softmax + 0.1/3 = [0.2414348412, 0.1595532782, 0.5990118806]
+    a1 = g.update(np.array([2.0, 0.0, 3.0]), np.array([4, 5, 2]))
+    assert np.allclose(g.excess, [0.5, 0.0, 1.5], rtol=0, atol=1e-15)
+    assert np.allclose(a1, [0.2414348412, 0.1595532782, 0.5990118806], rtol=0, atol=1e-9)
+    assert np.allclose(g.average, a1, rtol=0, atol=0) and g.steps == 1
+
+    # Step 2. Domain 0 is absent (0 tokens): it keeps lambda 0.5. Domain 1: 0.6 over 3 tokens, domain 2: 0.5 over 5.
+    #   lambda = [0.5, 0.2, 0.1]; e^lambda = [1.6487212707, 1.2214027582, 1.1051709181]
+    #   alpha1 * e^lambda = [0.3980587582, 0.1948788140, 0.6620105100], Z2 = 1.2549480823
+    #   softmax = [0.3171914152, 0.1552883476, 0.5275202372]
+    #   smoothing: 0.9 * softmax + 0.1/3 = [0.3188056070, 0.1730928462, 0.5081015468]
+    #   average of the two steps: (alpha1 + alpha2) / 2 = [0.2801202241, 0.1663230622, 0.5535567137]
+    a2 = g.update(np.array([0.0, 0.6, 0.5]), np.array([0, 3, 5]))
+    assert np.allclose(g.excess, [0.5, 0.2, 0.1], rtol=0, atol=1e-15)
+    assert np.allclose(a2, [0.3188056070, 0.1730928462, 0.5081015468], rtol=0, atol=1e-9)
+    assert np.allclose(g.average, [0.2801202241, 0.1663230622, 0.5535567137], rtol=0, atol=1e-9)
+    assert np.allclose(g.weights, a2, rtol=0, atol=0) and g.steps == 2
+    assert abs(g.weights.sum() - 1) < 1e-15 and abs(g.average.sum() - 1) < 1e-15
+
+    a2[0] = 99.0  # update returns a copy
+    assert g.weights[0] != 99.0
+
+
+def test_update_refuses_unclipped_or_inconsistent_input():
+    g = GroupDROWeights(3, DoReMiConfig())
+    with pytest.raises(DoReMiError, match=r"excess_sum of domain 1 is negative \(-0.3\); DoReMi clips the excess loss "
+                       r"per token, max\(l_proxy - l_ref, 0\), before summing.*clip per token upstream"):
+        g.update(np.array([1.0, -0.3, 0.0]), np.array([2, 2, 2]))
+    with pytest.raises(DoReMiError, match=r"domain 2 has excess_sum 0.5 but token_count 0"):
+        g.update(np.array([1.0, 0.0, 0.5]), np.array([2, 2, 0]))
+    with pytest.raises(DoReMiError, match=r"excess_sum has shape \(2,\); give one value per domain, shape \(3,\)"):
+        g.update(np.array([1.0, 0.0]), np.array([2, 2, 2]))
+    with pytest.raises(DoReMiError, match=r"excess_sum of domain 0 is nan"):
+        g.update(np.array([np.nan, 0.0, 0.0]), np.array([2, 2, 2]))
+    assert g.steps == 0 and np.allclose(g.weights, 1 / 3)  # a refused update changes nothing
+
+
+def test_initial_weights_and_config_validation():
+    g = GroupDROWeights(2, DoReMiConfig(smoothing=0.0, initial_weights=np.array([0.25, 0.75])))
+    # log alpha = [log .25, log .75] + [0, log 3] -> weights .25 and 2.25 before normalisation: 0.1 and 0.9
+    assert np.allclose(g.update(np.array([0.0, np.log(3) * 4]), np.array([1, 4])), [0.1, 0.9], atol=1e-15)
+    with pytest.raises(DoReMiError, match=r"initial_weights has 3 entries for 2 domains"):
+        GroupDROWeights(2, DoReMiConfig(initial_weights=np.array([0.2, 0.3, 0.5])))
+    with pytest.raises(DoReMiError, match=r"initial_weights: weights sum to"):
+        GroupDROWeights(2, DoReMiConfig(initial_weights=np.array([0.2, 0.3])))
+    with pytest.raises(DoReMiError, match=r"smoothing=1.5 must be in \[0, 1\]"):
+        DoReMiConfig(smoothing=1.5)
+
+
+def test_state_round_trip_mid_run_gives_identical_weights():
+    rng = np.random.default_rng(0)
+    steps = [(rng.random(4) * rng.integers(0, 50, 4), rng.integers(0, 50, 4)) for _ in range(20)]
+    steps = [(np.where(n > 0, s, 0.0), n) for s, n in steps]
+    cfg = DoReMiConfig(eta=1.0, smoothing=1e-3)
+    ref = GroupDROWeights(4, cfg)
+    for s, n in steps:
+        ref.update(s, n)
+    g = GroupDROWeights(4, cfg)
+    for s, n in steps[:9]:
+        g.update(s, n)
+    state = json.loads(json.dumps(g.state_dict()))
+    resumed = GroupDROWeights(4, cfg)
+    resumed.load_state_dict(state)
+    for s, n in steps[9:]:
+        resumed.update(s, n)
+    assert np.array_equal(resumed.weights, ref.weights)  # bit-exact
+    assert np.array_equal(resumed.average, ref.average)
+    assert np.array_equal(resumed.excess, ref.excess) and resumed.steps == ref.steps == 20
+    with pytest.raises(DoReMiError, match=r"saved with eta=1.0, this run has eta=0.1; resume with the same DoReMi"):
+        GroupDROWeights(4, DoReMiConfig(eta=0.1)).load_state_dict(state)
+    with pytest.raises(DoReMiError, match=r"has 4 domains, this run has 3"):
+        GroupDROWeights(3, cfg).load_state_dict(state)
+
+
+# ---- weights file -----------------------------------------------------------------------------------------------
+
+
+def test_weights_json_round_trip_reorders_by_name(tmp_path):
+    content = weights_json([0.2, 0.5, 0.3], ["web", "code", "books"], TOK, {"steps": 100, "eta": 1.0})
+    assert content["weights"] == {"web": 0.2, "code": 0.5, "books": 0.3}
+    assert content["tokenizer"]["vocab_sha256"] == TOK["vocab_sha256"] and content["extra"]["steps"] == 100
+    path = write_weights_json(tmp_path / "domain_weights.json", content)
+    w = read_weights_json(path, ["books", "web", "code"], tokenizer_identity=TOK)
+    assert np.array_equal(w, [0.3, 0.2, 0.5])
+
+
+def test_read_weights_json_errors(tmp_path):
+    path = write_weights_json(tmp_path / "w.json", weights_json([0.2, 0.5, 0.3], ["web", "code", "books"], TOK))
+    with pytest.raises(DoReMiError, match=r"other domains than this run \(missing \['wiki'\]; extra \['books'\]\)"):
+        read_weights_json(path, ["web", "code", "wiki"])
+    with pytest.raises(DoReMiError, match=r"missing \['wiki'\]\)"):
+        read_weights_json(path, ["web", "code", "books", "wiki"])
+    other = dict(TOK, name="my-bpe-8k", vocab_sha256="b" * 64)
+    with pytest.raises(
+        DoReMiError,
+        match=r"computed with tokenizer 'gpt2' \(vocab_sha256 a{64}\), this run uses 'my-bpe-8k' \(vocab_sha256 "
+        r"b{64}\); DoReMi weights are tokenizer-specific",
+    ):
+        read_weights_json(path, ["web", "code", "books"], tokenizer_identity=other)
+
+
+def test_read_plain_official_format(tmp_path):
+    path = tmp_path / "avg_domain_weights.json"
+    path.write_text(json.dumps({"a": 0.25, "b": 0.75}))
+    assert np.array_equal(read_weights_json(path, ["b", "a"]), [0.75, 0.25])
+    with pytest.raises(DoReMiError, match=r"records no tokenizer.*pass tokenizer_identity=None"):
+        read_weights_json(path, ["a", "b"], tokenizer_identity=TOK)
+
+
+def test_l1_change():
+    assert l1_change([0.5, 0.5], [0.25, 0.75]) == 0.5
+    with pytest.raises(DoReMiError, match=r"same length"):
+        l1_change([0.5, 0.5], [1.0])
