@@ -34,10 +34,11 @@ def check_block_dataset(ds) -> None:
             "block_id and domain_id: pack the corpus with `curricula pack`, or add dense block_id 0..N-1 and domain_id"
         )
     n = len(ds)
-    first, last = ds[0]["block_id"], ds[n - 1]["block_id"]
-    if first != 0 or last != n - 1:
+    ids = np.asarray(ds.with_format("numpy")["block_id"])
+    if n and (ids[0] != 0 or np.any(np.diff(ids) != 1)):
         raise CurriculumDataError(
-            f"block_id must be dense 0..{n - 1} in row order (found {first}..{last}); do not select or shuffle the "
+            f"block_id must be dense 0..{n - 1} in row order (found {ids[0]}..{ids[-1]}, not consecutive); do not "
+            "select or shuffle the "
             "packed dataset before training: the curriculum chooses the blocks"
         )
 

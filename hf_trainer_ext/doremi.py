@@ -89,13 +89,7 @@ class DoReMiProxyTrainer(CurriculumTrainer):
         dom = domain_id.to(tok.device)
         self._excess_sum.index_add_(0, dom, excess.sum(-1).double())
         self._count.index_add_(0, dom, valid.sum(-1).double())
-        weighted = (tok.sum(-1) * self._token_weight[dom]).sum()
-        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
-            loss = weighted / num_items_in_batch
-            if self.args.average_tokens_across_devices:
-                loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-        else:
-            loss = weighted / valid.sum()
+        loss = self.normalise_loss((tok.sum(-1) * self._token_weight[dom]).sum(), valid, num_items_in_batch)
         self._record(model, block_id, domain_id, tok, valid)
         return (loss, outputs) if return_outputs else loss
 

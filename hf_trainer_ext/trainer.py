@@ -124,16 +124,19 @@ class CurriculumTrainer(Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         tok, valid = causal_lm_token_losses(outputs.logits, labels)
-        total = tok.sum()
-        # the same normalisation Trainer applies to the model's own loss
+        loss = self.normalise_loss(tok.sum(), valid, num_items_in_batch)
+        self._record(model, block_id, domain_id, tok, valid)
+        return (loss, outputs) if return_outputs else loss
+
+    def normalise_loss(self, total: torch.Tensor, valid: torch.Tensor, num_items_in_batch) -> torch.Tensor:
+        """A summed token loss normalised the way Trainer normalises the model's own loss: by the tokens of the whole
+        accumulated (and, with ``average_tokens_across_devices``, all-process) batch, else by this micro-batch's."""
         if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
             loss = total / num_items_in_batch
             if self.args.average_tokens_across_devices:
                 loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-        else:
-            loss = total / valid.sum()
-        self._record(model, block_id, domain_id, tok, valid)
-        return (loss, outputs) if return_outputs else loss
+            return loss
+        return total / valid.sum()
 
     def _record(self, model, block_id, domain_id, tok, valid) -> None:
         rec = self.recorder if model.training else self.eval_recorder

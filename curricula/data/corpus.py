@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -79,7 +80,7 @@ def write_corpus(
         raise CorpusError(f"all {n_empty} documents have empty text; check the text column")
     doc_ids = table.column("doc_id").to_pylist()
     if len(set(doc_ids)) != len(doc_ids):
-        dup = next(d for d, c in _counts(doc_ids).items() if c > 1)
+        dup = next(d for d, c in Counter(doc_ids).items() if c > 1)
         raise CorpusError(f"doc_id {dup!r} occurs more than once; doc ids must be unique (prefix them by source)")
     dom = np.array(table.column("domain").to_pylist(), dtype=object)
     present = sorted(set(dom.tolist()))
@@ -118,13 +119,6 @@ def write_corpus(
         manifest["domains"][d] = entry
     _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
-
-
-def _counts(items: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for x in items:
-        out[x] = out.get(x, 0) + 1
-    return out
 
 
 def _atomic_write(path: Path, text: str) -> None:
