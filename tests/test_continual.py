@@ -98,3 +98,27 @@ def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path):
     GPT2TokenizerFast.from_pretrained(str(tmp_path / "m")).save_pretrained(str(tmp_path / "m"))
     with pytest.raises(ReferenceError, match="token ids would not mean the same thing"):
         run_continual(recipe(two_stages, model_name_or_path=str(tmp_path / "m")), tmp_path / "out")
+
+
+def test_two_ranks_share_one_replay_stream(two_stages, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_distributed import free_port
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(Path(__file__).parent / "dist_replay_run.py"), str(tmp_path),
+           str(two_stages / "packed-en"), str(two_stages / "packed-de")]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["world"] == 2 and r0["stream"] == r1["stream"]  # the identical stream on every rank
+    stream = np.array(r0["stream"]).reshape(10, 16)
+    # each rank's micro-batches are its shard of the stream: together, every global batch exactly once
+    got = np.array(r0["rows"] + r1["rows"])
+    assert sorted(got.reshape(-1).tolist()) == sorted(stream.reshape(-1).tolist())
+    assert not set(map(tuple, r0["rows"])) & set(map(tuple, r1["rows"]))
+    assert np.all((stream >= r0["n_new"]).sum(1) == 4)  # 25 % of 16 replayed in every global batch

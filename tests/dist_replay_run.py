@@ -1,0 +1,28 @@
+"""Run by tests/test_continual.py under `torchrun --nproc_per_node 2`: a replay stage's data loader on 2 processes.
+
+argv: OUT PACKED_EN PACKED_DE. Each rank writes the sampler's full stream and the block rows its loader yields.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hf_trainer_ext.arguments import CurriculumTrainingArguments  # noqa: E402
+from hf_trainer_ext.continual import ContinualRecipe, StageTrainer, _load_stages, _stage_data  # noqa: E402
+from hf_trainer_ext.mixing_sampler import MixtureSampler  # noqa: E402
+from test_trainer import tiny_gpt2  # noqa: E402
+
+out, en, de = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+recipe = ContinualRecipe.from_dict({"stages": [{"name": "en", "packed": en, "steps": 3},
+                                               {"name": "de", "packed": de, "steps": 10, "replay": 0.25}]})
+data = _load_stages(recipe)
+combined, new_pool, replay_pool = _stage_data(data, 1, [None, None], seen_only=False)
+args = CurriculumTrainingArguments(output_dir=str(out), max_steps=10, per_device_train_batch_size=4,
+                                   gradient_accumulation_steps=2, report_to="none", use_cpu=True, seed=0)
+sampler = MixtureSampler([new_pool, replay_pool], [0.75, 0.25], 16, 10, seed=1)
+tr = StageTrainer(model=tiny_gpt2(), args=args, train_dataset=combined, stage_sampler=sampler)
+rows = [b["block_id"].tolist() for b in tr.get_train_dataloader()]
+(out / f"rank{tr.args.process_index}.json").write_text(json.dumps(
+    {"stream": list(iter(sampler)), "rows": rows, "n_new": len(new_pool), "world": tr.args.world_size}))
