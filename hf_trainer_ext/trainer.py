@@ -76,7 +76,7 @@ class CurriculumTrainer(Trainer):
         if getattr(self.args, "domain_weights", None) is not None:
             if self._domain_ids is None:
                 raise CurriculumDataError("domain_weights needs training data with block_id and domain_id (curricula pack)")
-            self.mixture_weights = parse_domain_weights(self.args.domain_weights, self.domain_names, self._domain_ids)
+            self.mixture_weights = parse_domain_weights(self.args.domain_weights, self.domain_names)
         self.eval_recorder: BlockLossRecorder | None = None
         self.log_dir = Path(self.args.output_dir) / LOG_DIR
         if self.block_logging:
@@ -294,7 +294,7 @@ class CurriculumTrainer(Trainer):
         os.replace(tmp, self.log_dir / "run.json")
 
 
-def parse_domain_weights(spec: str, names: list[str], domain_ids: np.ndarray) -> np.ndarray:
+def parse_domain_weights(spec: str, names: list[str]) -> np.ndarray:
     """'uniform' | JSON list (domain-id order) | JSON object {name: w} | a weights JSON file → float64 weights."""
     from curricula.curriculum.mixing import check_weights
 
