@@ -171,9 +171,9 @@ def _model(recipe: ContinualRecipe, meta: dict):
 
     tok = meta["tokenizer"]
     if recipe.model_name_or_path:
-        from hf_trainer_ext.doremi import load_reference_model
+        from hf_trainer_ext.reference import load_model_checked
 
-        return load_reference_model(recipe.model_name_or_path, tok)  # checks the tokenizer against the data
+        return load_model_checked(recipe.model_name_or_path, tok)  # checks the tokenizer against the data
     torch.manual_seed(0)
     return GPT2LMHeadModel(GPT2Config(vocab_size=tok["vocab_size"], n_positions=meta["block_size"],
                                       bos_token_id=tok["eos_id"], eos_token_id=tok["eos_id"], **recipe.model))

@@ -32,7 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from curricula.curriculum.doremi import DoReMiConfig, GroupDROWeights, weights_json
 from hf_trainer_ext.data import per_domain_subset
 from hf_trainer_ext.losses import causal_lm_token_losses
-from hf_trainer_ext.reference import ReferenceLosses
+from hf_trainer_ext.reference import ReferenceLosses, load_model_checked
 from hf_trainer_ext.trainer import CurriculumTrainer
 
 OUT_DIR = "doremi"
@@ -56,7 +56,7 @@ class DoReMiProxyTrainer(CurriculumTrainer):
         self.dro = GroupDROWeights(k, DoReMiConfig(eta=eta, smoothing=smoothing))
         self.reference_model = None
         if isinstance(reference_model, (str, Path)):
-            reference_model = load_reference_model(reference_model, tokenizer_identity)
+            reference_model = load_model_checked(reference_model, tokenizer_identity, what="the reference model")
         if reference_model is not None:
             self.reference_model = reference_model.to(self.args.device).eval().requires_grad_(False)
         else:
@@ -150,21 +150,6 @@ class DoReMiProxyTrainer(CurriculumTrainer):
             pq.write_table(pa.table(cols), out / "weights_history.parquet")
             plot_weights(self.history, self.domain_names, out / "domain_weights.png")
         return out / "domain_weights.json"
-
-
-def load_reference_model(folder: str | Path, tokenizer_identity: dict):
-    """A reference model from a folder; its tokenizer must be the packed data's (same vocabulary hash)."""
-    from transformers import AutoModelForCausalLM
-
-    from curricula.data.tokenizers import TokenizerError, load_tokenizer
-    from hf_trainer_ext.reference import check_same_tokenizer
-
-    try:
-        theirs = load_tokenizer(folder).identity.to_dict()
-    except TokenizerError as err:
-        raise ValueError(f"cannot check the reference model's tokenizer: {err}") from None
-    check_same_tokenizer(theirs, tokenizer_identity, what=f"the reference model {folder}")
-    return AutoModelForCausalLM.from_pretrained(folder)
 
 
 class DoReMiCallback(TrainerCallback):

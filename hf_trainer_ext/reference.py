@@ -83,3 +83,40 @@ def check_same_tokenizer(theirs: dict | None, ours: dict | None, what: str) -> N
             f"packed data uses {ours.get('name')!r} ({ours.get('vocab_sha256', '')[:12]}…); token ids would not mean the "
             "same thing: use a reference model trained on data packed with the same tokenizer"
         )
+
+
+def load_model_checked(folder: str | Path, tokenizer_identity: dict | None, what: str = "the model"):
+    """An ``AutoModelForCausalLM`` folder whose tokenizer must be the packed data's (same vocabulary hash)."""
+    from transformers import AutoModelForCausalLM
+
+    from curricula.data.tokenizers import TokenizerError, load_tokenizer
+
+    if tokenizer_identity is not None:
+        try:
+            theirs = load_tokenizer(folder).identity.to_dict()
+        except TokenizerError as err:
+            raise ReferenceError(f"cannot check the tokenizer of {what} {folder}: {err}") from None
+        check_same_tokenizer(theirs, tokenizer_identity, what=f"{what} {folder}")
+    return AutoModelForCausalLM.from_pretrained(folder)
+
+
+def save_tokenizer_folder(spec: str, out_dir: str | Path) -> None:
+    """Put the packed data's tokenizer next to a trained model, so the folder is a complete model (and a valid
+    ``--tokenizer`` for packing more data)."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    src = Path(spec)
+    if src.is_dir():
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            if (src / name).is_file():
+                shutil.copy(src / name, out_dir / name)
+    elif spec in ("gpt2", "r50k_base"):
+        from transformers import GPT2TokenizerFast
+
+        from curricula.data.tokenizers import gpt2_files
+
+        vocab_bpe, encoder_json = gpt2_files()
+        shutil.copy(encoder_json, out_dir / "vocab.json")
+        shutil.copy(vocab_bpe, out_dir / "merges.txt")
+        GPT2TokenizerFast.from_pretrained(str(out_dir)).save_pretrained(str(out_dir))

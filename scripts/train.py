@@ -74,11 +74,13 @@ def prepare_sample(data: DataArguments) -> Path:
 
 
 def build_model(margs: ModelArguments, meta: dict):
-    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     tok = meta["tokenizer"]
-    if margs.model_name_or_path:
-        return AutoModelForCausalLM.from_pretrained(margs.model_name_or_path)
+    if margs.model_name_or_path:  # its tokenizer must be the packed data's
+        from hf_trainer_ext.reference import load_model_checked
+
+        return load_model_checked(margs.model_name_or_path, tok)
     config = GPT2Config(
         n_layer=margs.n_layer, n_embd=margs.n_embd, n_head=margs.n_head, vocab_size=tok["vocab_size"],
         n_positions=meta["block_size"], bos_token_id=tok["eos_id"], eos_token_id=tok["eos_id"],
@@ -139,8 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     trainer.save_model()
     if not args.should_save:
         return
+    from hf_trainer_ext.reference import save_tokenizer_folder
+
+    save_tokenizer_folder(meta.get("tokenizer_spec", meta["tokenizer"]["name"]), args.output_dir)
     out = Path(args.output_dir)
-    lines = [f"model and tokenizer identity: {out} (meta of the data: {packed / 'meta.json'})"]
+    lines = [f"model and tokenizer:          {out} (the data's meta: {packed / 'meta.json'})"]
     if trainer.curriculum is not None:
         lines.append(f"curriculum log:               {out / 'curriculum'} (epoch-*.parquet, run.json, table.arrow)")
         try:
