@@ -274,8 +274,9 @@ def plot_continual(result: dict, path: Path) -> Path:
         ax.axvline(start, color="0.5", ls=":", lw=1)
     styles = ["-", "--", "-.", ":"]
     for v_i, v in enumerate(result["last_stage_variants"]):
-        for k in keys:
-            pts = [(offset + h["step"], h[k]) for h in v["curve"] if k in h]
+        for k in keys:  # each line starts from the state the variant branched from
+            pts = [(offset, v["before"][k])] if k in v["before"] else []
+            pts += [(offset + h["step"], h[k]) for h in v["curve"] if k in h]
             if pts:
                 label = f"{k[5:-5]} data, last stage replay {100 * v['replay']:.0f}%"
                 ax.plot(*zip(*pts), color=colors[k], ls=styles[v_i % 4], lw=1.2, label=label)
