@@ -229,6 +229,7 @@ def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
         trainer, res, own = _run_stage(recipe, data, i, model, opt_state, seen, out_dir / recipe.stages[i].name,
                                        recipe.stages[i].replay)
         seen[i] = own
+        trainer.save_model()  # OUT/<stage>: the checkpoint every later stage (and variant) starts from
         opt_state = copy.deepcopy(trainer.optimizer.state_dict())
         results.append(res)
     replays = recipe.variants.get("replay") or [recipe.stages[last].replay]
