@@ -520,3 +520,12 @@ def test_core_imports_no_torch_or_transformers():
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_other_methods_recipes_are_not_plans():
+    from curricula.curriculum.plan import Plan, PlanError
+
+    with pytest.raises(PlanError, match=r"recipe 'doremi' is a doremi recipe, not a curriculum plan; run it with `curricula doremi"):
+        Plan.from_recipe("doremi")
+    with pytest.raises(PlanError, match="continual recipe"):
+        Plan.from_recipe("continual_replay")

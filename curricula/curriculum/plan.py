@@ -183,6 +183,12 @@ class Plan:
         if not path.is_file():
             have = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
             raise PlanError(f"no bundled recipe {name!r}; available: {', '.join(have) or 'none'}")
+        method = (yaml.safe_load(path.read_text()) or {}).get("method")
+        if method is not None:  # the recipes folder also holds the other methods' recipes
+            raise PlanError(
+                f"recipe {name!r} is a {method} recipe, not a curriculum plan; run it with "
+                f"`curricula {method} ...` (see the comment at the top of {path.name})"
+            )
         return cls.from_yaml(path, **params)
 
     def to_dict(self) -> dict:
