@@ -149,6 +149,10 @@ def _fmt(x) -> str:
     return f"{x:.4f}" if isinstance(x, float) else ("—" if x is None else str(x))
 
 
+def _drop(x) -> str:
+    return "—" if x is None else f"{float(x):g}"
+
+
 def _plan_section(info: dict) -> str:
     plan = info.get("plan") or {}
     lines = ["## Curriculum", "", f"Plan `{plan.get('name', '?')}`"
@@ -160,7 +164,7 @@ def _plan_section(info: dict) -> str:
     epochs = info.get("epochs") or []
     if epochs:
         lines += ["", "| epoch | phase | drop % | blocks | steps |", "|---|---|---|---|---|"]
-        lines += [f"| {e.get('index')} | {e.get('kind')} | {'—' if e.get('drop_percent') is None else f"{e['drop_percent']:g}"} | {e.get('blocks')} | "
+        lines += [f"| {e.get('index')} | {e.get('kind')} | {_drop(e.get('drop_percent'))} | {e.get('blocks')} | "
                   f"{e.get('steps')} |" for e in epochs]
     lines += ["", "The per-block loss log is in `curriculum/epoch-*.parquet` (one row per trained block: block_id, "
               "domain_id, epoch, phase, phase_index, step, loss)."]
