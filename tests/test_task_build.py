@@ -9,7 +9,8 @@ import pytest
 from curricula.data.build import build_from_sample
 from curricula.data.corpus import load_corpus
 from curricula.evaluation import build as tb
-from curricula.evaluation.tasks import CLOZE, MULTIPLE_CHOICE, TASKS, get_task, load_task_file
+from curricula.evaluation import tasks as tasks_mod
+from curricula.evaluation.tasks import CLOZE, MULTIPLE_CHOICE, get_task, load_task_file
 
 EXPECTED = {
     "lastword_prose": CLOZE,
@@ -124,7 +125,8 @@ def test_deterministic_and_seed_dependent(built, tmp_path):
     assert any(other[t].read_bytes() != paths[t].read_bytes() for t in paths)
 
 
-def test_n_choices_and_register(built, tmp_path):
+def test_n_choices_and_register(built, tmp_path, monkeypatch):
+    monkeypatch.setattr("curricula.evaluation.tasks.TASKS", {})  # leave the real registry untouched
     _, corpus, _, _ = built
     paths = tb.build_tasks(corpus, tmp_path / "two", max_examples=5, n_choices=2)
     assert all(len(load_task_file(p)) <= 5 for p in paths.values())
@@ -133,7 +135,7 @@ def test_n_choices_and_register(built, tmp_path):
     assert set(specs) == set(EXPECTED)
     for name, kind in EXPECTED.items():
         spec = get_task(name)
-        assert spec is TASKS[name] and spec.kind == kind and spec.description
+        assert spec is tasks_mod.TASKS[name] and spec.kind == kind and spec.description
         assert spec.path == str(paths[name])
         assert spec.load()
     with pytest.raises(ValueError):
