@@ -173,6 +173,35 @@ def cmd_continual(a: argparse.Namespace) -> None:
     print(f"curves: {Path(a.out) / 'continual.png'}; numbers: {Path(a.out) / 'continual.json'}")
 
 
+def cmd_tasks_build(a: argparse.Namespace) -> None:
+    from curricula.evaluation.build import build_tasks
+
+    files = build_tasks(Path(a.corpus), Path(a.out), seed=a.seed, max_examples=a.max_examples)
+    for name, path in files.items():
+        print(f"{name:28s} {path}")
+
+
+def cmd_eval(a: argparse.Namespace) -> None:
+    from curricula.evaluation.build import register_built_tasks
+    from hf_trainer_ext.evaluation import evaluate_model, write_results
+
+    if a.task_dir:
+        register_built_tasks(Path(a.task_dir))
+    results = evaluate_model(Path(a.model_dir), a.tasks, batch_size=a.batch_size)
+    rows = [[name, r["kind"], r["n"], r["accuracy"], r.get("accuracy_norm", "")] for name, r in results["tasks"].items()]
+    print(format_table(["task", "kind", "n", "accuracy", "accuracy (length-normalised)"], rows))
+    out = write_results(results, Path(a.out) if a.out else Path(a.model_dir) / "eval_results.json")
+    print(f"results: {out}")
+
+
+def cmd_push(a: argparse.Namespace) -> None:
+    from hf_trainer_ext.hub import push_run
+
+    url = push_run(Path(a.run_dir), a.repo_id, token=a.token, private=a.private, license=a.license,
+                   include_checkpoints=a.include_checkpoints)
+    print(f"pushed {a.run_dir} to {a.repo_id}: {url}")
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     """Build the embedded sample into corpora and pack them (the trainer joins here in the next milestone)."""
     from curricula.data.build import build_from_sample
@@ -271,6 +300,31 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--reference", choices=["cached", "live"], help="override the recipe's reference mode")
     dr.set_defaults(func=cmd_doremi)
 
+    tb = sub.add_parser("tasks", help="held-out zero-shot tasks").add_subparsers(dest="tasks_cmd", required=True)
+    tbb = tb.add_parser("build", help="build cloze / next-line / code-line tasks from a corpus' validation split")
+    tbb.add_argument("corpus")
+    tbb.add_argument("--out", required=True)
+    tbb.add_argument("--seed", type=int, default=0)
+    tbb.add_argument("--max-examples", type=int, default=200)
+    tbb.set_defaults(func=cmd_tasks_build)
+
+    ev = sub.add_parser("eval", help="score a model folder on zero-shot tasks (log-likelihood)")
+    ev.add_argument("model_dir", help="an AutoModelForCausalLM folder with its tokenizer")
+    ev.add_argument("--tasks", nargs="+", required=True, help="task names (built ones: file stems in --task-dir)")
+    ev.add_argument("--task-dir", help="a folder made by `curricula tasks build`")
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--out", help="results JSON (default: MODEL_DIR/eval_results.json)")
+    ev.set_defaults(func=cmd_eval)
+
+    pu = sub.add_parser("push", help="publish a run (model, curriculum log, plots, model card) to the Hub")
+    pu.add_argument("run_dir")
+    pu.add_argument("--repo-id", help="name or namespace/name")
+    pu.add_argument("--token", help="a Hub token (default: $HF_TOKEN); never printed")
+    pu.add_argument("--private", action="store_true")
+    pu.add_argument("--license", default="apache-2.0")
+    pu.add_argument("--include-checkpoints", action="store_true")
+    pu.set_defaults(func=cmd_push)
+
     ct = sub.add_parser("continual", help="continual pretraining: dataset stages with re-warm/re-decay and replay")
     ct.add_argument("recipe", help="e.g. curricula/recipes/continual_replay.yaml")
     ct.add_argument("--out", required=True)
@@ -303,6 +357,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         from hf_trainer_ext.reference import ReferenceError
 
         errors += [ContinualError, CurriculumDataError, ReferenceError]
+    except ImportError:
+        pass
+    try:
+        from curricula.evaluation.tasks import TaskFormatError, UnknownTaskError
+
+        errors += [TaskFormatError, UnknownTaskError]
+    except ImportError:
+        pass
+    try:
+        from hf_trainer_ext.hub import HubPushError
+
+        errors.append(HubPushError)
     except ImportError:
         pass
     return tuple(errors)
