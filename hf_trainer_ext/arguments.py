@@ -37,6 +37,14 @@ class CurriculumTrainingArguments(TrainingArguments):
         metadata={"help": "Start an infinite schedule's anneal at this step. Without it, creating the file "
                           "OUTPUT_DIR/ANNEAL (empty: now; or holding a step) starts it on demand."},
     )
+    eval_tasks: str | None = field(
+        default=None,
+        metadata={"help": "Zero-shot tasks scored at every evaluation: comma-separated task JSONL paths or names "
+                          "registered with curricula.evaluation.tasks (needs eval_tokenizer)."},
+    )
+    eval_tokenizer: str | None = field(
+        default=None, metadata={"help": "Tokenizer spec for eval_tasks (e.g. the packed data's: gpt2 or a folder)."}
+    )
     log_block_losses: bool = field(
         default=True,
         metadata={"help": "Record every trained block's loss from the training forward pass (the curriculum log) "
@@ -68,5 +76,7 @@ class CurriculumTrainingArguments(TrainingArguments):
 
             text = Path(self.lr_schedule).read_text() if Path(self.lr_schedule).is_file() else self.lr_schedule
             self.lr_schedule = yaml.safe_load(text) if not text.lstrip().startswith("{") else json.loads(text)
+        if self.eval_tasks and not self.eval_tokenizer:
+            raise ValueError("eval_tasks needs eval_tokenizer: the tokenizer the model was trained with (e.g. 'gpt2')")
         if self.curriculum is not None and not self.log_block_losses:
             raise ValueError("a curriculum needs the block losses: keep log_block_losses=True")

@@ -156,10 +156,38 @@ class CurriculumTrainer(Trainer):
         finally:
             self.eval_recorder = None
         extra = domain_perplexities(records, self.domain_names, metric_key_prefix)
+        extra.update(self.evaluate_tasks(metric_key_prefix))
         if extra:
             metrics.update(extra)
             self.log_extra(extra)
         return metrics
+
+    def evaluate_tasks(self, prefix: str = "eval") -> dict:
+        """``args.eval_tasks`` scored by log-likelihood with the current weights (every process computes the same
+        numbers on its own copy of the model, so no gather is needed)."""
+        spec = getattr(self.args, "eval_tasks", None)
+        if not spec:
+            return {}
+        from curricula.data.tokenizers import load_tokenizer
+        from curricula.evaluation.tasks import get_task, load_task_file
+        from hf_trainer_ext.evaluation import score_task
+
+        if getattr(self, "_task_cache", None) is None:
+            tasks = {}
+            for item in (t.strip() for t in spec.split(",") if t.strip()):
+                path = Path(item)
+                tasks[path.stem if path.suffix == ".jsonl" else item] = (
+                    load_task_file(path) if path.suffix == ".jsonl" else get_task(item).load())
+            self._task_cache = (load_tokenizer(self.args.eval_tokenizer), tasks)
+        tokenizer, tasks = self._task_cache
+        model = self.accelerator.unwrap_model(self.model)
+        out = {}
+        for name, examples in tasks.items():
+            result = score_task(model, tokenizer, examples, batch_size=self.args.per_device_eval_batch_size)
+            out[f"{prefix}_task/{name}/accuracy"] = result["accuracy"]
+            if "accuracy_norm" in result:
+                out[f"{prefix}_task/{name}/accuracy_norm"] = result["accuracy_norm"]
+        return out
 
     # ---- LR schedule --------------------------------------------------------------------------------------------
 
