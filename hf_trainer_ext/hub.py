@@ -195,6 +195,36 @@ def _analysis_section(summary: dict, files: list[str]) -> str:
     return "\n".join(lines)
 
 
+CONFIG_KEYS = ("curriculum", "curriculum_params", "domain_weights", "lr_schedule", "learning_rate", "lr_scheduler_type",
+               "warmup_steps", "weight_decay", "per_device_train_batch_size", "gradient_accumulation_steps",
+               "max_steps", "num_train_epochs", "seed", "bf16", "fp16")
+
+
+def _config_section(config: dict) -> str:
+    rows = [f"| `{k}` | `{json.dumps(config[k]) if isinstance(config[k], (dict, list)) else config[k]}` |"
+            for k in CONFIG_KEYS if k in config and config[k] not in (None, "", -1)]
+    return "## Training configuration\n\n| argument | value |\n|---|---|\n" + "\n".join(rows)
+
+
+def _eval_results(evals: dict):
+    from huggingface_hub import EvalResult
+
+    out = []
+    for name, r in (evals.get("tasks") or {}).items():
+        for metric in ("accuracy", "accuracy_norm"):
+            if metric in r:
+                out.append(EvalResult(task_type="text-generation", dataset_type=f"curricula/{name}", dataset_name=name,
+                                      metric_type=metric, metric_value=float(r[metric])))
+    return out or None
+
+
+def _results_section(evals: dict) -> str:
+    rows = [f"| {name} | {r.get('kind', '')} | {r.get('n', '')} | {_fmt(r.get('accuracy'))} | "
+            f"{_fmt(r['accuracy_norm']) if 'accuracy_norm' in r else ''} |" for name, r in evals["tasks"].items()]
+    return ("## Zero-shot results\n\nScored by log-likelihood with `curricula eval` on held-out tasks.\n\n"
+            "| task | kind | n | accuracy | accuracy (length-normalised) |\n|---|---|---:|---:|---:|\n" + "\n".join(rows))
+
+
 def render_card(run_dir: Path, repo_id: str, files: list[str], license: str = "apache-2.0") -> str:  # noqa: A002
     """The model card (README.md) for ``run_dir``: YAML front matter + a summary of the run."""
     from huggingface_hub import ModelCardData
@@ -202,9 +232,17 @@ def render_card(run_dir: Path, repo_id: str, files: list[str], license: str = "a
     run_dir = Path(run_dir)
     method = _method(run_dir)
     tags = ["curricula"] + ([method] if method != "curricula" else [])
-    front = ModelCardData(library_name="transformers", license=license, tags=tags,
-                          pipeline_tag="text-generation").to_yaml()
+    evals = _read_json(run_dir / "eval_results.json")
+    eval_results = _eval_results(evals) if isinstance(evals, dict) else None
+    front = ModelCardData(library_name="transformers", license=license, tags=tags, pipeline_tag="text-generation",
+                          model_name=repo_id.split("/")[-1] if eval_results else None,
+                          eval_results=eval_results).to_yaml()
     sections = []
+    config = _read_json(run_dir / "training_config.json")
+    if isinstance(config, dict):
+        sections.append(_config_section(config))
+    if isinstance(evals, dict) and evals.get("tasks"):
+        sections.append(_results_section(evals))
     info = _read_json(run_dir / "curriculum" / "run.json")
     if isinstance(info, dict):
         sections.append(_plan_section(info))

@@ -290,6 +290,26 @@ class CurriculumTrainer(Trainer):
             cur.table.save(self.log_dir / "table.arrow")
         self.log_extra(summary)
 
+    # ---- the run's record and card ------------------------------------------------------------------------------
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:  # the arguments as JSON (hub tokens masked by to_dict), for the model card
+            path = Path(output_dir or self.args.output_dir) / "training_config.json"
+            path.write_text(json.dumps(self.args.to_dict(), indent=2, default=str))
+
+    def create_model_card(self, *args, **kwargs):
+        """Trainer's ``push_to_hub`` calls this before uploading ``output_dir``: write the curricula card (plan,
+        weights, analysis, training configuration, results) instead of Trainer's generic one."""
+        if not self.is_world_process_zero():
+            return
+        from hf_trainer_ext.hub import collect_run_files, render_card
+
+        out = Path(self.args.output_dir)
+        repo_id = self.args.hub_model_id or out.name
+        card = render_card(out, repo_id, collect_run_files(out), license=kwargs.get("license") or "apache-2.0")
+        (out / "README.md").write_text(card)
+
     # ---- checkpoints -------------------------------------------------------------------------------------------
 
     def save_curriculum_checkpoint(self, checkpoint: str) -> None:
