@@ -5,45 +5,92 @@
 
 Goal (issue): CurriculumTrainer with logging on costs <= 1 % tokens/s against vanilla Trainer.
 
-Runs, each on a freshly initialised small GPT-2 (same seed, fp32, CPU, ``torch.set_num_threads(cores)``,
-``model.loss_type = "ForCausalLM"`` for every run, so all normalise the loss the same way), batch 8:
+Runs, each on a freshly initialised small GPT-2 (same seed, fp32, CPU, ``torch.set_num_threads(cores)``, default
+dropout, ``model.loss_type = "ForCausalLM"`` for every run so all normalise the loss the same way), batch 8:
 
   vanilla   ``transformers.Trainer`` on the packed blocks' ``input_ids`` (a collator stacks them, labels = input_ids),
             ``logging_steps=10**9``;
   logging   ``CurriculumTrainer``, ``log_block_losses=True``, no curriculum: one per-token CE pass gives the loss and
             every block's mean loss (recorded on device), per-domain perplexity logged at ``logging_steps=10``;
   lfr       ``CurriculumTrainer(curriculum="lfr")`` (learn, focus 50 %, review, 2 x focus 70 %) on a random subset of
-            blocks (renumbered 0..N-1) just large enough for the plan to run warm-up + ``--steps`` steps; its phase
-            boundaries (gather, log, table update, next epoch's order) are timed separately.
+            blocks (renumbered 0..N-1) just large enough for the plan to run warm-up + ``--steps`` steps, so its plan
+            epochs are short (<= 13 steps at the defaults); its phase boundaries (gather, log, table update, next
+            epoch's order) are timed separately.
 
 vanilla and logging run ``max_steps = warmup + steps``; the LFR plan sets its own length. A callback stamps
 ``on_step_begin`` / ``on_step_end`` and every run is measured the same way over the steps after the warm-up:
 
   step  on_step_begin -> on_step_end: forward, loss, backward, clip, optimizer, scheduler;
   loop  on_step_end -> next on_step_end: the whole loop per step, also batch fetch + collation, callbacks and the
-        logging at logging steps (the headline: it is what tokens/s sees). Intervals that cross a Trainer epoch
-        boundary are left out (for LFR they contain the phase boundary, reported on its own).
+        logging at logging steps (what tokens/s sees). Intervals that cross a Trainer epoch boundary are left out
+        (for LFR they contain the phase boundary, reported on its own).
 
-The runs are interleaved (vanilla, logging, lfr; the order rotates every repeat) ``--repeats`` times. Per run the
-median ms/step is taken; the table shows the median over repeats, tokens/s = batch * block_size / that, and the
-overhead vs vanilla as the median of the per-repeat paired ratios. ``loss`` is Trainer's mean training loss: vanilla
-and logging train the same blocks in the same order from the same init, so it must agree (a correctness check).
+The runs are interleaved (vanilla, logging, lfr; the order rotates every repeat) ``--repeats`` times in one process
+(``gc.collect()`` between runs). The summary pools each kind's timed steps over the repeats and shows p25, median and
+mean ms/step, tokens/s = batch * block_size / ms, and the overhead vs vanilla. p25 is the per-step cost without
+disturbances; the mean is the throughput a run really gets (it includes logging steps and slow-step regimes).
+This machine is shared: a step whose process CPU time / (wall * threads) is below ``--quiet`` (0.9) waited for other
+processes and is left out of the summary (``steps`` = kept/total); if too many are, a warning says so. ``RSS/step``
+is the growth of the process's resident memory per timed step (median over repeats), ``faults`` the mean number of
+minor page faults per timed step (fresh memory touched: 4 KiB each). ``loss`` is Trainer's mean
+training loss: vanilla and logging train the same blocks in the same order from the same init, so they must agree.
 
 The script re-executes itself with MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ = 4 GiB when they are not set
 (glibc reads them at process start; without them it returns the ~200 MB logits buffer to the OS every step, see
 /work/shared/notes/hf-stack-facts.md section 4). Prints numbers; not a test.
 
-Last run: 2026-11-21, 2-core CPU (2 vCPU, CPU-only Linux), torch 2.13.0+cpu, transformers 5.23.0, defaults
-(GPT-2 2 x 128, vocab 50257, block 128, batch 8, 30 timed steps after 5 warm-up, 3 repeats):
+Last run: 2026-11-21, 2-core CPU (2 vCPU AMD EPYC, 24 GiB, CPU-only Linux; load average 0.5 at the start),
+Python 3.11.7, torch 2.13.0+cpu, transformers 5.23.0, defaults, 145 s (the wide table is printed in two parts here):
 
-    ms/step over the timed steps (30 after 5 warm-up) of 3 interleaved repeats, pooled, steps with cpu >= 90% only; overhead vs vanilla
-    run           loop p25  tok/s overhead  loop median  tok/s overhead    loop mean  tok/s overhead     step p25  tok/s overhead   steps     loss
-    vanilla          363.0   2821                 366.6   2793                 368.8   2777                 362.3   2827            90/90 10.59626
-    logging          369.9   2768   +1.91%        388.4   2636   +5.95%        394.5   2596   +6.97%        368.8   2777   +1.81%   90/90 10.59626
-    lfr              366.4   2795   +0.95%        371.1   2760   +1.22%        374.2   2736   +1.47%        365.4   2802   +0.87%   96/96 10.61003
+    data /tmp/bench-overhead-ud52oxdw/packed: 15,735 blocks x 128 tokens, 7 domains; lfr on 104 of them (41 plan
+        steps)
+    model GPT-2 2 layers x 128 (heads 2), vocab 50257, 6.85 M params, fp32; batch 8 x 128 = 1024 tokens/step; 2
+        threads on 2 cores; MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296
+      repeat 0 vanilla  loop p25  366.8 median  369.2 mean  372.2 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +3
+          MB/step, 838 faults/step, train 13.5 s, loss 10.59626)
+      repeat 0 logging  loop p25  409.8 median  423.1 mean  485.2 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +151
+          MB/step, 38530 faults/step, train 16.7 s, loss 10.59626)
+      repeat 0 lfr      loop p25  365.2 median  375.7 mean  387.7 ms/step, cpu  99 %  (41 steps, 32 timed, RSS +5
+          MB/step, 1571 faults/step, train 16.2 s, loss 10.61003, 5 boundaries 16 ms)
+      repeat 1 logging  loop p25  378.7 median  412.1 mean  450.1 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +138
+          MB/step, 35338 faults/step, train 15.6 s, loss 10.59626)
+      repeat 1 lfr      loop p25  356.9 median  361.0 mean  370.1 ms/step, cpu 100 %  (41 steps, 32 timed, RSS +1
+          MB/step, 196 faults/step, train 15.7 s, loss 10.61003, 5 boundaries 11 ms)
+      repeat 1 vanilla  loop p25  373.5 median  383.6 mean  392.4 ms/step, cpu  99 %  (35 steps, 30 timed, RSS +0
+          MB/step, 0 faults/step, train 14.0 s, loss 10.59626)
+      repeat 2 lfr      loop p25  365.3 median  368.7 mean  372.1 ms/step, cpu 100 %  (41 steps, 32 timed, RSS +0
+          MB/step, 0 faults/step, train 15.5 s, loss 10.61003, 5 boundaries 15 ms)
+      repeat 2 vanilla  loop p25  364.0 median  366.3 mean  367.9 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +0
+          MB/step, 31 faults/step, train 13.1 s, loss 10.59626)
+      repeat 2 logging  loop p25  411.1 median  421.7 mean  493.6 ms/step, cpu  98 %  (35 steps, 30 timed, RSS +133
+          MB/step, 34133 faults/step, train 17.0 s, loss 10.59626)
+
+    ms/step over the timed steps (30 after 5 warm-up) of 3 interleaved repeats, pooled, steps with cpu >= 90% only;
+        overhead vs vanilla
+    run           loop p25  tok/s overhead  loop median  tok/s overhead    loop mean  tok/s overhead
+    vanilla          366.0   2798                 370.1   2767                 377.5   2713
+    logging          404.9   2529  +10.65%        419.5   2441  +13.36%        469.4   2181  +24.35%
+    lfr              362.8   2822   -0.87%        368.0   2783   -0.57%        373.4   2742   -1.07%
+    run        step p25  tok/s overhead   steps  RSS/step faults     loss
+    vanilla       365.0   2805            90/90     +0 MB    290 10.59626
+    logging       403.6   2537  +10.55%   89/90   +138 MB  35629 10.59626
+    lfr           361.5   2832   -0.96%   95/96     +1 MB    595 10.61003
     vanilla vs logging mean training loss: max |diff| 1.53e-06 (same blocks, same order, same init)
-    lfr phase boundaries: 15 over 3 runs, median 2.2 ms, max 3.1 ms (not in the per-step numbers)
-    total 133 s; load average 1.93 2.18 3.76 (before: 1.39 2.31 4.04)
+    lfr phase boundaries: 15 over 3 runs, median 2.4 ms, max 5.5 ms (not in the per-step numbers)
+    total 145 s; load average 1.79 1.41 1.66 (before: 0.53 1.06 1.60)
+
+Verdict: the goal is not met. logging costs +10.6 % at p25 and +24 % in mean throughput, lfr costs nothing
+measurable (-0.9 %). The compute itself is the same: the per-token CE costs what the model's loss costs (CPU time of
+fwd+bwd equal within 0.4 %), ``recorder.add`` takes ~40 us and the batch fetch + collation ~0.14 ms more than
+vanilla's. The slowdown is memory: ``BlockLossRecorder`` keeps 4 small tensors per step alive (``_parts``; in
+logging-only mode they are never cleared). With the 4 GiB mmap threshold each one pins a hole in the glibc heap where
+the freed ~200 MB logits buffer was, so the next buffer comes from fresh pages: ~35-50 k page faults and up to
+~200 MB more RSS per step (the faults and RSS/step columns); in a separate 45-step run RSS went 1.4 -> 7.1 GB and
+steps went from ~365 to ~640 ms, while the same run with ``_parts`` cleared after each ``add`` stayed flat (RSS +0,
+~365 ms/step). LFR clears them at every phase boundary and its plan epochs are only <= 13 steps here, so it hardly
+shows the effect; epochs of thousands of steps should show it as well (not measured here).
+Interleaved runs on this shared 2-vCPU VM still vary by a few % between sessions (an earlier quiet run gave logging
++1.9 % p25 / +19 % mean, lfr +1.1 % / +2.8 %).
 """
 
 from __future__ import annotations
@@ -68,6 +115,8 @@ def _reexec_with_malloc_env() -> None:
 if __name__ == "__main__":
     _reexec_with_malloc_env()
 
+import gc  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -80,14 +129,22 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 KINDS = ("vanilla", "logging", "lfr")
 
 
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--packed", type=Path, help="packed blocks (curricula pack); default: the embedded sample, English, "
-                                                "packed with GPT-2 into a temporary folder")
+    ap.add_argument("--packed", type=Path,
+                    help="packed blocks (curricula pack); default: the embedded sample, English, packed with GPT-2")
     ap.add_argument("--block-size", type=int, default=128, help="block size when packing the sample (default 128)")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--width", type=int, default=128, help="n_embd")
@@ -194,7 +251,7 @@ def main() -> None:
 
     class StepTimer(TrainerCallback):
         def __init__(self):
-            self.begin, self.end, self.cpu, self.epoch_first = [], [], [], set()
+            self.begin, self.end, self.cpu, self.rss, self.faults, self.epoch_first = [], [], [], [], [], set()
 
         def on_epoch_begin(self, a, state, control, **kw):
             self.epoch_first.add(len(self.end))  # index of the epoch's first step
@@ -205,6 +262,8 @@ def main() -> None:
         def on_step_end(self, a, state, control, **kw):
             self.end.append(time.perf_counter())
             self.cpu.append(time.process_time())
+            self.rss.append(_rss_mb())
+            self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
         def intervals(self, warmup: int) -> dict[str, list[float]]:
             """Per timed step k: step (begin -> end), loop (previous end -> end) and cpu, the process's CPU time over
@@ -212,7 +271,9 @@ def main() -> None:
             ks = [k for k in range(max(warmup, 1), len(self.end)) if k not in self.epoch_first]
             loop = [self.end[k] - self.end[k - 1] for k in ks]
             return {"step": [self.end[k] - self.begin[k] for k in ks], "loop": loop,
-                    "cpu": [(self.cpu[k] - self.cpu[k - 1]) / (w * args.threads) for k, w in zip(ks, loop)]}
+                    "cpu": [(self.cpu[k] - self.cpu[k - 1]) / (w * args.threads) for k, w in zip(ks, loop)],
+                    "rss": (self.rss[-1] - self.rss[warmup - 1]) / (len(self.rss) - warmup) if warmup > 0 else 0.0,
+                    "faults": [self.faults[k] - self.faults[k - 1] for k in ks]}
 
     def run(kind: str, rep: int) -> dict:
         common = dict(output_dir=str(tmp / f"{kind}-{rep}"), per_device_train_batch_size=args.batch, seed=args.seed,
@@ -245,6 +306,8 @@ def main() -> None:
         t0 = time.perf_counter()
         out = trainer.train()
         wall = time.perf_counter() - t0
+        del trainer
+        gc.collect()  # the trainer and its callbacks form cycles: free this run's memory before the next run
         return {**timer.intervals(args.warmup), "loss": out.training_loss, "steps": len(timer.end), "wall": wall,
                 "boundary": boundary}
 
@@ -263,6 +326,7 @@ def main() -> None:
             print(f"  repeat {rep} {kind:8s} loop p25 {1e3 * p25(r['loop']):6.1f} median "
                   f"{1e3 * statistics.median(r['loop']):6.1f} mean {1e3 * statistics.fmean(r['loop']):6.1f} ms/step, "
                   f"cpu {100 * statistics.median(r['cpu']):3.0f} %  ({r['steps']} steps, {len(r['loop'])} timed, "
+                  f"RSS {r['rss']:+.0f} MB/step, {statistics.fmean(r['faults']):.0f} faults/step, "
                   f"train {r['wall']:.1f} s, loss {r['loss']:.5f}{extra})", flush=True)
 
     # ---- summary: pooled over repeats, steps that had the CPUs only (other processes share this machine) ---------
@@ -279,7 +343,7 @@ def main() -> None:
     print(f"\nms/step over the timed steps ({args.steps} after {args.warmup} warm-up) of {args.repeats} interleaved "
           f"repeats, pooled, steps with cpu >= {quiet:.0%} only; overhead vs vanilla")
     print(f"{'run':9s}" + "".join(f" {key + ' ' + name:>12s} {'tok/s':>6s} {'overhead':>8s}" for key, name in stats)
-          + f" {'steps':>7s} {'loss':>8s}")
+          + f" {'steps':>7s} {'RSS/step':>9s} {'faults':>6s} {'loss':>8s}")
     for kind in kinds:
         row = f"{kind:9s}"
         for (key, name), fn in stats.items():
@@ -287,7 +351,9 @@ def main() -> None:
             ov = "" if kind == "vanilla" else f"{100 * (ms / fn(pooled('vanilla', key, quiet)) - 1):+.2f}%"
             row += f" {1e3 * ms:12.1f} {tokens_per_step / ms:6.0f} {ov:>8s}"
         n = f"{len(pooled(kind, 'loop', quiet))}/{len(pooled(kind, 'loop', 0.0))}"
-        print(row + f" {n:>7s} {statistics.median(r['loss'] for r in results[kind]):8.5f}")
+        rss = statistics.median(r["rss"] for r in results[kind])
+        faults = statistics.fmean(pooled(kind, "faults", quiet))
+        print(row + f" {n:>7s} {rss:+6.0f} MB {faults:6.0f} {statistics.median(r['loss'] for r in results[kind]):8.5f}")
     if "logging" in results:
         dl = max(abs(a["loss"] - b["loss"]) for a, b in zip(results["logging"], results["vanilla"]))
         print(f"vanilla vs logging mean training loss: max |diff| {dl:.2e} (same blocks, same order, same init)")
