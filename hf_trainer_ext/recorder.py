@@ -11,19 +11,46 @@ import torch
 class BlockLossRecorder:
     """Collects (block_id, domain_id, step, loss) of every trained block; gathers them across processes on demand.
 
-    ``add`` only appends device tensors (no host sync on the training path). Per-domain running sums feed the
-    perplexity logger between logging steps.
+    Records go into preallocated buffers by slice assignment: no tensor is created per step that outlives the step.
+    (Keeping small per-step tensors alive fragments the heap around the large logits buffer that is freed and
+    re-allocated every step, which made each step fault in a fresh ~200 MB on CPU.) With ``keep_records=False``
+    (no plan consumes them) only the per-domain running sums for the perplexity logger are kept.
     """
 
-    def __init__(self, n_domains: int):
+    def __init__(self, n_domains: int, keep_records: bool = True):
         self.n_domains = n_domains
-        self._parts: list[tuple[torch.Tensor, ...]] = []
+        self.keep_records = keep_records
+        self._cols: list[torch.Tensor] | None = None  # block_id, domain_id, step (int64), loss (float32)
+        self._n = 0
         self._dom_sum: torch.Tensor | None = None
         self._dom_cnt: torch.Tensor | None = None
 
+    def reserve(self, capacity: int, device: torch.device | str = "cpu") -> None:
+        """Make room for ``capacity`` records (call it once per run, before training allocates its big buffers)."""
+        if self._cols is not None and self._cols[0].numel() >= capacity:
+            return
+        dev = self._cols[0].device if self._cols is not None else torch.device(device)
+        new = [torch.empty(capacity, dtype=torch.int64, device=dev) for _ in range(3)]
+        new.append(torch.empty(capacity, dtype=torch.float32, device=dev))
+        if self._cols is not None and self._n:
+            for a, b in zip(new, self._cols):
+                a[: self._n] = b[: self._n]
+        self._cols = new
+
+    def _append(self, block_id, domain_id, step, loss) -> None:
+        k = block_id.numel()
+        if self._cols is None or self._n + k > self._cols[0].numel():
+            cap = 0 if self._cols is None else self._cols[0].numel()
+            self.reserve(max(self._n + k, 2 * cap, 4096), block_id.device)
+        end = self._n + k
+        self._cols[0][self._n : end] = block_id
+        self._cols[1][self._n : end] = domain_id
+        self._cols[2][self._n : end] = step
+        self._cols[3][self._n : end] = loss
+        self._n = end
+
     def add(self, block_id: torch.Tensor, domain_id: torch.Tensor, loss: torch.Tensor, step: int) -> None:
         loss = loss.detach().float()
-        self._parts.append((block_id.detach(), domain_id.detach(), torch.full_like(block_id, step), loss))
         if self._dom_sum is None:
             self._dom_sum = torch.zeros(self.n_domains, dtype=torch.float64, device=loss.device)
             self._dom_cnt = torch.zeros(self.n_domains, dtype=torch.float64, device=loss.device)
@@ -31,18 +58,20 @@ class BlockLossRecorder:
         dom = domain_id.clamp(0, self.n_domains - 1)
         self._dom_sum.index_add_(0, dom, torch.where(real, loss, 0.0).double())
         self._dom_cnt.index_add_(0, dom, real.double())
+        if self.keep_records:
+            self._append(block_id.detach(), domain_id.detach(), step, loss)
 
     def load(self, records: dict) -> None:
         """Records restored from a checkpoint (give them to one process only, or they are gathered twice)."""
-        t = {k: torch.as_tensor(np.asarray(v)) for k, v in records.items()}
-        self._parts.append((t["block_id"].long(), t["domain_id"].long(), t["step"].long(), t["loss"].float()))
+        t = [torch.as_tensor(np.asarray(records[k])) for k in ("block_id", "domain_id", "step", "loss")]
+        if len(t[0]):
+            self._append(t[0].long(), t[1].long(), t[2].long(), t[3].float())
 
     def local_records(self) -> tuple[torch.Tensor, ...]:
-        if not self._parts:
+        if self._cols is None:
             z = torch.zeros(0, dtype=torch.long)
             return z, z, z, torch.zeros(0)
-        dev = self._parts[-1][0].device
-        return tuple(torch.cat([p[i].to(dev) for p in self._parts]) for i in range(4))
+        return tuple(c[: self._n] for c in self._cols)
 
     def gather(self, accelerator) -> dict[str, np.ndarray]:
         """All processes' records (collective: every process must call it), real blocks only, as numpy."""
@@ -60,7 +89,7 @@ class BlockLossRecorder:
         }
 
     def clear(self) -> None:
-        self._parts.clear()
+        self._n = 0  # the buffers stay for the next epoch
 
     def domain_losses(self, accelerator) -> dict[int, float]:
         """Mean training loss per domain since the last call, over all processes (collective)."""

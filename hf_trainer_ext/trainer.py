@@ -70,7 +70,9 @@ class CurriculumTrainer(Trainer):
         super().__init__(model, args, data_collator, train_dataset, *a, **kw)
         n_domains = int(self._domain_ids.max()) + 1 if self._domain_ids is not None and len(self._domain_ids) else 0
         self.domain_names = list(domain_names) if domain_names is not None else [str(d) for d in range(n_domains)]
-        self.recorder = BlockLossRecorder(max(n_domains, len(self.domain_names))) if self.block_logging else None
+        # per-block records are kept only when a plan consumes them at its phase boundaries
+        self.recorder = (BlockLossRecorder(max(n_domains, len(self.domain_names)), keep_records=self.plan is not None)
+                         if self.block_logging else None)
         self.curriculum: CurriculumState | None = None
         self.mixture_weights = None
         if getattr(self.args, "domain_weights", None) is not None:
@@ -233,6 +235,9 @@ class CurriculumTrainer(Trainer):
                 if self.args.should_save:
                     shutil.rmtree(self.log_dir, ignore_errors=True)  # a new run: no epoch files of an older one
                     self._write_run_info()
+            # one epoch's records on this process, allocated before training allocates its large buffers
+            share = self.curriculum.max_epoch_slots // max(self.args.world_size, 1) + self.global_batch
+            self.recorder.reserve(share, self.args.device)
             resume_from_checkpoint = ckpt
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 

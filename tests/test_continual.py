@@ -107,10 +107,7 @@ def test_two_ranks_share_one_replay_stream(two_stages, tmp_path):
     import sys
     from pathlib import Path
 
-    from test_distributed import free_port
-
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(Path(__file__).parent / "dist_replay_run.py"), str(tmp_path),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(Path(__file__).parent / "dist_replay_run.py"), str(tmp_path),
            str(two_stages / "packed-en"), str(two_stages / "packed-de")]
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -14,7 +14,6 @@ from curricula.curriculum.mixing import MixingError
 from hf_trainer_ext import CurriculumDataError, CurriculumTrainer
 from hf_trainer_ext.doremi import DoReMiProxyTrainer
 from hf_trainer_ext.reference import ReferenceError, ReferenceLosses, score_reference
-from test_distributed import free_port
 from test_trainer import LossTap, blocks, targs, tiny_gpt2
 
 IDENTITY = {"name": "synthetic", "vocab_sha256": "0" * 64}
@@ -103,8 +102,7 @@ def test_reference_with_another_tokenizer_is_refused(reference, tmp_path):
 
 
 def _torchrun(out, cache, *extra):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(Path(__file__).parent / "dist_doremi_run.py"), str(out), str(cache),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(Path(__file__).parent / "dist_doremi_run.py"), str(out), str(cache),
            *map(str, extra)]
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
