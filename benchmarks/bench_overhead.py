@@ -39,58 +39,22 @@ The script re-executes itself with MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOL
 (glibc reads them at process start; without them it returns the ~200 MB logits buffer to the OS every step, see
 /work/shared/notes/hf-stack-facts.md section 4). Prints numbers; not a test.
 
-Last run: 2026-11-21, 2-core CPU (2 vCPU AMD EPYC, 24 GiB, CPU-only Linux; load average 0.5 at the start),
-Python 3.11.7, torch 2.13.0+cpu, transformers 5.23.0, defaults, 145 s (the wide table is printed in two parts here):
+Last run (after the recorder fix, see below): 2026-11-21, 2-core CPU, quiet machine, defaults, 134 s:
 
-    data /tmp/bench-overhead-ud52oxdw/packed: 15,735 blocks x 128 tokens, 7 domains; lfr on 104 of them (41 plan
-        steps)
-    model GPT-2 2 layers x 128 (heads 2), vocab 50257, 6.85 M params, fp32; batch 8 x 128 = 1024 tokens/step; 2
-        threads on 2 cores; MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296
-      repeat 0 vanilla  loop p25  366.8 median  369.2 mean  372.2 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +3
-          MB/step, 838 faults/step, train 13.5 s, loss 10.59626)
-      repeat 0 logging  loop p25  409.8 median  423.1 mean  485.2 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +151
-          MB/step, 38530 faults/step, train 16.7 s, loss 10.59626)
-      repeat 0 lfr      loop p25  365.2 median  375.7 mean  387.7 ms/step, cpu  99 %  (41 steps, 32 timed, RSS +5
-          MB/step, 1571 faults/step, train 16.2 s, loss 10.61003, 5 boundaries 16 ms)
-      repeat 1 logging  loop p25  378.7 median  412.1 mean  450.1 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +138
-          MB/step, 35338 faults/step, train 15.6 s, loss 10.59626)
-      repeat 1 lfr      loop p25  356.9 median  361.0 mean  370.1 ms/step, cpu 100 %  (41 steps, 32 timed, RSS +1
-          MB/step, 196 faults/step, train 15.7 s, loss 10.61003, 5 boundaries 11 ms)
-      repeat 1 vanilla  loop p25  373.5 median  383.6 mean  392.4 ms/step, cpu  99 %  (35 steps, 30 timed, RSS +0
-          MB/step, 0 faults/step, train 14.0 s, loss 10.59626)
-      repeat 2 lfr      loop p25  365.3 median  368.7 mean  372.1 ms/step, cpu 100 %  (41 steps, 32 timed, RSS +0
-          MB/step, 0 faults/step, train 15.5 s, loss 10.61003, 5 boundaries 15 ms)
-      repeat 2 vanilla  loop p25  364.0 median  366.3 mean  367.9 ms/step, cpu 100 %  (35 steps, 30 timed, RSS +0
-          MB/step, 31 faults/step, train 13.1 s, loss 10.59626)
-      repeat 2 logging  loop p25  411.1 median  421.7 mean  493.6 ms/step, cpu  98 %  (35 steps, 30 timed, RSS +133
-          MB/step, 34133 faults/step, train 17.0 s, loss 10.59626)
-
-    ms/step over the timed steps (30 after 5 warm-up) of 3 interleaved repeats, pooled, steps with cpu >= 90% only;
-        overhead vs vanilla
-    run           loop p25  tok/s overhead  loop median  tok/s overhead    loop mean  tok/s overhead
-    vanilla          366.0   2798                 370.1   2767                 377.5   2713
-    logging          404.9   2529  +10.65%        419.5   2441  +13.36%        469.4   2181  +24.35%
-    lfr              362.8   2822   -0.87%        368.0   2783   -0.57%        373.4   2742   -1.07%
-    run        step p25  tok/s overhead   steps  RSS/step faults     loss
-    vanilla       365.0   2805            90/90     +0 MB    290 10.59626
-    logging       403.6   2537  +10.55%   89/90   +138 MB  35629 10.59626
-    lfr           361.5   2832   -0.96%   95/96     +1 MB    595 10.61003
+    ms/step over the timed steps (30 after 5 warm-up) of 3 interleaved repeats, pooled, steps with cpu >= 90% only; overhead vs vanilla
+    run           loop p25  tok/s overhead  loop median  tok/s overhead    loop mean  tok/s overhead     step p25  tok/s overhead   steps  RSS/step faults     loss
+    vanilla          364.6   2808                 369.0   2775                 370.8   2762                 363.8   2815            90/90     +0 MB      0 10.59626
+    logging          368.4   2780   +1.02%        373.8   2740   +1.30%        377.4   2714   +1.78%        367.0   2790   +0.88%   90/90     +0 MB    209 10.59626
+    lfr              369.9   2768   +1.45%        372.8   2747   +1.05%        376.4   2721   +1.52%        368.6   2778   +1.34%   96/96     +0 MB    524 10.61003
     vanilla vs logging mean training loss: max |diff| 1.53e-06 (same blocks, same order, same init)
-    lfr phase boundaries: 15 over 3 runs, median 2.4 ms, max 5.5 ms (not in the per-step numbers)
-    total 145 s; load average 1.79 1.41 1.66 (before: 0.53 1.06 1.60)
+    lfr phase boundaries: 15 over 3 runs, median 2.2 ms, max 4.9 ms (not in the per-step numbers)
+    total 134 s; load average 1.86 1.58 1.60 (before: 1.56 1.40 1.54)
 
-Verdict: the goal is not met. logging costs +10.6 % at p25 and +24 % in mean throughput, lfr costs nothing
-measurable (-0.9 %). The compute itself is the same: the per-token CE costs what the model's loss costs (CPU time of
-fwd+bwd equal within 0.4 %), ``recorder.add`` takes ~40 us and the batch fetch + collation ~0.14 ms more than
-vanilla's. The slowdown is memory: ``BlockLossRecorder`` keeps 4 small tensors per step alive (``_parts``; in
-logging-only mode they are never cleared). With the 4 GiB mmap threshold each one pins a hole in the glibc heap where
-the freed ~200 MB logits buffer was, so the next buffer comes from fresh pages: ~35-50 k page faults and up to
-~200 MB more RSS per step (the faults and RSS/step columns); in a separate 45-step run RSS went 1.4 -> 7.1 GB and
-steps went from ~365 to ~640 ms, while the same run with ``_parts`` cleared after each ``add`` stayed flat (RSS +0,
-~365 ms/step). LFR clears them at every phase boundary and its plan epochs are only <= 13 steps here, so it hardly
-shows the effect; epochs of thousands of steps should show it as well (not measured here).
-Interleaved runs on this shared 2-vCPU VM still vary by a few % between sessions (an earlier quiet run gave logging
-+1.9 % p25 / +19 % mean, lfr +1.1 % / +2.8 %).
+Before the fix, this benchmark measured logging at +10.6 % (p25) / +24 % (mean) with +138 MB RSS and ~35,600
+page faults per step: BlockLossRecorder kept 4 small tensors per step alive, which landed in the hole of the freed
+~200 MB logits buffer and forced a fresh allocation every step (and, without a plan, were never released). The
+recorder now writes into preallocated buffers and keeps records only when a plan consumes them.
+
 """
 
 from __future__ import annotations
