@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from hf_trainer_ext.trainer import CurriculumTrainer
 
@@ -166,19 +164,6 @@ def _load_stages(recipe: ContinualRecipe) -> list[dict]:
     return out
 
 
-def _model(recipe: ContinualRecipe, meta: dict):
-    from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
-
-    tok = meta["tokenizer"]
-    if recipe.model_name_or_path:
-        from hf_trainer_ext.reference import load_model_checked
-
-        return load_model_checked(recipe.model_name_or_path, tok)  # checks the tokenizer against the data
-    torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=tok["vocab_size"], n_positions=meta["block_size"],
-                                      bos_token_id=tok["eos_id"], eos_token_id=tok["eos_id"], **recipe.model))
-
-
 def seen_rows(sampler, n_rows: int) -> np.ndarray:
     """The rows a stage trained on, recomputed from its deterministic stream."""
     return np.unique(np.fromiter(iter(sampler), dtype=np.int64))
@@ -221,7 +206,10 @@ def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     """All stages in order; variants of the last stage branch from the same state. Writes ``OUT/continual.json``."""
     out_dir = Path(out_dir)
     data = _load_stages(recipe)
-    model = _model(recipe, data[0]["meta"])
+    from hf_trainer_ext.reference import model_for_data
+
+    # a given model's tokenizer is checked against the data
+    model = model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=0, **recipe.model)
     seen: list[np.ndarray | None] = [None] * len(recipe.stages)
     results, opt_state = [], None
     last = len(recipe.stages) - 1

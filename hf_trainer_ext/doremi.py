@@ -32,7 +32,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from curricula.curriculum.doremi import DoReMiConfig, GroupDROWeights, weights_json
 from hf_trainer_ext.data import per_domain_subset
 from hf_trainer_ext.losses import causal_lm_token_losses
-from hf_trainer_ext.reference import ReferenceLosses, load_model_checked
+from hf_trainer_ext.reference import ReferenceLosses, load_model_checked, model_for_data
 from hf_trainer_ext.trainer import CurriculumTrainer
 
 OUT_DIR = "doremi"
@@ -237,16 +237,6 @@ def baseline_weights(spec, meta: dict) -> np.ndarray:
     return check_weights(np.asarray(spec, dtype=np.float64), names)
 
 
-def _new_model(recipe: DoReMiRecipe, meta: dict, seed: int):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tok = meta["tokenizer"]
-    torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=tok["vocab_size"], n_positions=meta["block_size"], bos_token_id=tok["eos_id"],
-                     eos_token_id=tok["eos_id"], **recipe.model)
-    return GPT2LMHeadModel(cfg)
-
-
 def _args(recipe: DoReMiRecipe, out: Path, steps: int, **kw):
     from hf_trainer_ext.arguments import CurriculumTrainingArguments
 
@@ -283,7 +273,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
     rounds = []
     for r in range(recipe.rounds):
         rd = out_dir / f"round{r}"
-        ref_model = _new_model(recipe, meta, seed=r)
+        ref_model = model_for_data(meta, seed=r, **recipe.model)
         ref = CurriculumTrainer(model=ref_model, args=_args(recipe, rd / "reference", recipe.reference_steps,
                                                                domain_weights=json.dumps(weights.tolist())),
                                 train_dataset=train, eval_dataset=evaluation, domain_names=names)
@@ -295,7 +285,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             kw["reference_losses"] = rd / "reference_losses"
         else:
             kw["reference_model"] = ref_model
-        proxy = DoReMiProxyTrainer(model=_new_model(recipe, meta, seed=1000 + r),
+        proxy = DoReMiProxyTrainer(model=model_for_data(meta, seed=1000 + r, **recipe.model),
                                    args=_args(recipe, rd / "proxy", recipe.proxy_steps, domain_weights="uniform"),
                                    train_dataset=train, domain_names=names, eta=recipe.eta, smoothing=recipe.smoothing,
                                    tokenizer_identity=identity, **kw)
@@ -309,7 +299,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             break
     result = {"domains": names, "tokenizer": identity, "rounds": rounds, "final_weights": weights.tolist()}
     if recipe.run_main:
-        main = CurriculumTrainer(model=_new_model(recipe, meta, seed=2000),
+        main = CurriculumTrainer(model=model_for_data(meta, seed=2000, **recipe.model),
                                  args=_args(recipe, out_dir / "main", recipe.main_steps,
                                             domain_weights=json.dumps(weights.tolist())),
                                  train_dataset=train, eval_dataset=evaluation, domain_names=names)

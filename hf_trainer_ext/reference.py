@@ -100,6 +100,20 @@ def load_model_checked(folder: str | Path, tokenizer_identity: dict | None, what
     return AutoModelForCausalLM.from_pretrained(folder)
 
 
+def model_for_data(meta: dict, model_name_or_path: str | Path | None = None, seed: int | None = None, **gpt2_sizes):
+    """The model for packed data (its ``meta.json``): a folder whose tokenizer must match it, or a new GPT-2 sized
+    for it (vocabulary, block size, EOS id) with ``gpt2_sizes`` (n_layer, n_embd, n_head); ``seed`` seeds its init."""
+    tok = meta["tokenizer"]
+    if model_name_or_path:
+        return load_model_checked(model_name_or_path, tok)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=tok["vocab_size"], n_positions=meta["block_size"],
+                                      bos_token_id=tok["eos_id"], eos_token_id=tok["eos_id"], **gpt2_sizes))
+
+
 def save_tokenizer_folder(spec: str, out_dir: str | Path) -> None:
     """Put the packed data's tokenizer next to a trained model, so the folder is a complete model (and a valid
     ``--tokenizer`` for packing more data)."""

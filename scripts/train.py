@@ -73,21 +73,6 @@ def prepare_sample(data: DataArguments) -> Path:
     return out
 
 
-def build_model(margs: ModelArguments, meta: dict):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    tok = meta["tokenizer"]
-    if margs.model_name_or_path:  # its tokenizer must be the packed data's
-        from hf_trainer_ext.reference import load_model_checked
-
-        return load_model_checked(margs.model_name_or_path, tok)
-    config = GPT2Config(
-        n_layer=margs.n_layer, n_embd=margs.n_embd, n_head=margs.n_head, vocab_size=tok["vocab_size"],
-        n_positions=meta["block_size"], bos_token_id=tok["eos_id"], eos_token_id=tok["eos_id"],
-    )
-    return GPT2LMHeadModel(config)
-
-
 def with_config(argv: list[str]) -> list[str]:
     """``--config FILE.yaml``: its keys become arguments placed before the command line's, which override them."""
     if "--config" not in argv:
@@ -111,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     from curricula.data.pack import load_blocks, read_meta
     from hf_trainer_ext import CurriculumTrainer, CurriculumTrainingArguments
     from hf_trainer_ext.data import per_domain_subset
+    from hf_trainer_ext.reference import model_for_data
 
     parser = HfArgumentParser((DataArguments, ModelArguments, RecipeArguments, CurriculumTrainingArguments))
     argv = with_config(sys.argv[1:] if argv is None else list(argv))
@@ -130,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     evaluation = None
     if "validation" in meta["splits"] and args.eval_strategy != "no":
         evaluation = per_domain_subset(load_blocks(packed, "validation"), data.max_eval_blocks)
-    model = build_model(margs, meta)
+    model = model_for_data(meta, margs.model_name_or_path, n_layer=margs.n_layer, n_embd=margs.n_embd,
+                           n_head=margs.n_head)
     trainer = CurriculumTrainer(
         model=model, args=args, train_dataset=train, eval_dataset=evaluation, domain_names=meta["domain_names"]
     )
@@ -160,4 +147,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # a live gloo group at exit can abort the process
+            dist.destroy_process_group()

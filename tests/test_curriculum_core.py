@@ -17,7 +17,6 @@ from curricula.curriculum import (
     Plan,
     PlanError,
     block_fates,
-    focus_mask,
     n_dropped,
     select_focus,
     summarize_fates,

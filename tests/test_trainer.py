@@ -1,7 +1,6 @@
 """CurriculumTrainer: same loss as Trainer, per-block losses from the training forward, exact focus, resume."""
 
 import json
-from pathlib import Path
 
 import datasets
 import numpy as np
