@@ -24,3 +24,8 @@ tr.train(resume_from_checkpoint=resume)
 rank = tr.args.process_index
 (out / f"weights-rank{rank}{'-resumed' if resume else ''}.json").write_text(json.dumps(
     {"history": tr.history, "average": tr.dro.average.tolist(), "world": tr.args.world_size}))
+
+import torch.distributed as dist  # noqa: E402
+
+if dist.is_initialized():  # a live gloo group at interpreter exit can abort the process ("terminate called ...")
+    dist.destroy_process_group()

@@ -4,6 +4,7 @@ Each rank writes what it trained (block ids per optimizer step) and its index ta
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from test_trainer import LossTap, blocks, plan_file, targs, tiny_gpt2  # noqa: E
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
 
 out = Path(sys.argv[1])
-plan = plan_file(out, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 40, epochs: 2}, {kind: review, epochs: 1}]") \
+rank_dir = out / f"rank-{os.environ.get('RANK', '0')}"  # each process writes its own copy: no torn reads
+rank_dir.mkdir(parents=True, exist_ok=True)
+plan = plan_file(rank_dir, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 40, epochs: 2}, {kind: review, epochs: 1}]") \
     if sys.argv[2:] == [] else sys.argv[2]
 args = targs(out / "run", curriculum=plan, per_device_train_batch_size=4, gradient_accumulation_steps=2,
              ddp_find_unused_parameters=False)
@@ -46,3 +49,8 @@ tr.train()
     "world": tr.args.world_size, "steps": steps, "batches": tap.batches, "tables": tables,
     "global_step": tr.state.global_step,
 }))
+
+import torch.distributed as dist  # noqa: E402
+
+if dist.is_initialized():  # a live gloo group at interpreter exit can abort the process ("terminate called ...")
+    dist.destroy_process_group()

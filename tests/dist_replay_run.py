@@ -26,3 +26,8 @@ tr = StageTrainer(model=tiny_gpt2(), args=args, train_dataset=combined, stage_sa
 rows = [b["block_id"].tolist() for b in tr.get_train_dataloader()]
 (out / f"rank{tr.args.process_index}.json").write_text(json.dumps(
     {"stream": list(iter(sampler)), "rows": rows, "n_new": len(new_pool), "world": tr.args.world_size}))
+
+import torch.distributed as dist  # noqa: E402
+
+if dist.is_initialized():  # a live gloo group at interpreter exit can abort the process ("terminate called ...")
+    dist.destroy_process_group()
