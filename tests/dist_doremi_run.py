@@ -4,6 +4,7 @@ argv: OUT CACHE_DIR [MAX_STEPS [RESUME_CHECKPOINT]]. Each rank writes the domain
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,3 +30,9 @@ import torch.distributed as dist  # noqa: E402
 
 if dist.is_initialized():  # a live gloo group at interpreter exit can abort the process ("terminate called ...")
     dist.destroy_process_group()
+# Every result this script reports is written above. Some native thread (seen after checkpoint writes) can still
+# abort the interpreter's shutdown with SIGABRT ("terminate called without an active exception"), turning a finished
+# run into exit code -6 about once in ten runs; skip the native teardown. Open issue, see the closing note.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
