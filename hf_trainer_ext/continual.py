@@ -209,7 +209,8 @@ def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     from hf_trainer_ext.reference import model_for_data
 
     # a given model's tokenizer is checked against the data
-    model = model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=0, **recipe.model)
+    model = model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=int(recipe.training.get("seed", 0)),
+                           **recipe.model)
     seen: list[np.ndarray | None] = [None] * len(recipe.stages)
     results, opt_state = [], None
     last = len(recipe.stages) - 1
@@ -235,6 +236,32 @@ def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     (out_dir / "continual.json").write_text(json.dumps(result, indent=2))
     plot_continual(result, out_dir / "continual.png")
     return result
+
+
+def run_union(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
+    """The from-scratch reference of continual pretraining: one run on the union of all stages' data with the same
+    total steps, each stage's blocks drawn in proportion to its steps (the same tokens of each dataset as the staged
+    run, all at once), one warmup + cosine schedule. Writes ``OUT/union.json``."""
+    from dataclasses import replace
+
+    from hf_trainer_ext.reference import model_for_data
+
+    total = sum(s.steps for s in recipe.stages)
+    last = recipe.stages[-1]
+    earlier = 1.0 - last.steps / total  # share of every batch from the earlier stages' data
+    union = replace(recipe, infinite=None, variants={}, stages=[
+        *recipe.stages[:-1], replace(last, name="union", steps=total, replay=earlier, replay_seen_only=False,
+                                     schedule=None)])
+    data = _load_stages(recipe)
+    model = model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=int(recipe.training.get("seed", 0)),
+                           **recipe.model)
+    seen: list[np.ndarray | None] = [None] * len(recipe.stages)
+    out_dir = Path(out_dir)
+    trainer, res, _ = _run_stage(union, data, len(recipe.stages) - 1, model, None, seen, out_dir / "union", earlier)
+    trainer.save_model()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "union.json").write_text(json.dumps({"union": res, "recipe": _jsonable(asdict(recipe))}, indent=2))
+    return res
 
 
 def _jsonable(x):

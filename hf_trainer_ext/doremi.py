@@ -271,9 +271,10 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
     identity = meta["tokenizer"]
     weights = baseline_weights(recipe.baseline_weights, meta)
     rounds = []
+    seed = 10_000 * int(recipe.training.get("seed", 0))  # model inits follow the run's seed (distinct per role)
     for r in range(recipe.rounds):
         rd = out_dir / f"round{r}"
-        ref_model = model_for_data(meta, seed=r, **recipe.model)
+        ref_model = model_for_data(meta, seed=seed + r, **recipe.model)
         ref = CurriculumTrainer(model=ref_model, args=_args(recipe, rd / "reference", recipe.reference_steps,
                                                                domain_weights=json.dumps(weights.tolist())),
                                 train_dataset=train, eval_dataset=evaluation, domain_names=names)
@@ -285,7 +286,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             kw["reference_losses"] = rd / "reference_losses"
         else:
             kw["reference_model"] = ref_model
-        proxy = DoReMiProxyTrainer(model=model_for_data(meta, seed=1000 + r, **recipe.model),
+        proxy = DoReMiProxyTrainer(model=model_for_data(meta, seed=seed + 1000 + r, **recipe.model),
                                    args=_args(recipe, rd / "proxy", recipe.proxy_steps, domain_weights="uniform"),
                                    train_dataset=train, domain_names=names, eta=recipe.eta, smoothing=recipe.smoothing,
                                    tokenizer_identity=identity, **kw)
@@ -299,7 +300,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             break
     result = {"domains": names, "tokenizer": identity, "rounds": rounds, "final_weights": weights.tolist()}
     if recipe.run_main:
-        main = CurriculumTrainer(model=model_for_data(meta, seed=2000, **recipe.model),
+        main = CurriculumTrainer(model=model_for_data(meta, seed=seed + 2000, **recipe.model),
                                  args=_args(recipe, out_dir / "main", recipe.main_steps,
                                             domain_weights=json.dumps(weights.tolist())),
                                  train_dataset=train, eval_dataset=evaluation, domain_names=names)

@@ -1,0 +1,363 @@
+"""Collect the experiments' results into docs/results.md (between the ``experiments`` markers) and docs/figures/.
+
+    python scripts/experiments/collect.py
+
+Every number is mean ± sample std over the seeds that finished (the count is printed next to each table); a
+``result.json`` holds the exact command, commit and hardware of its run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, RUNS  # noqa: E402
+
+DOC = ROOT / "docs" / "results.md"
+FIG = ROOT / "docs" / "figures"
+BEGIN, END = "<!-- experiments:begin (scripts/experiments/collect.py writes this part) -->", "<!-- experiments:end -->"
+
+
+def load(pattern: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RUNS.glob(pattern))]
+
+
+def ms(xs, fmt: str = ".3f") -> str:
+    xs = [x for x in xs if x is not None and np.isfinite(x)]
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return f"{xs[0]:{fmt}}"
+    return f"{np.mean(xs):{fmt}} ± {np.std(xs, ddof=1):{fmt}}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def domain_loss(e: dict, d: str) -> float:
+    return float(np.log(e[f"eval_ppl/{d}"]))
+
+
+def avg_loss(e: dict, names: list[str]) -> float:
+    """Uniform average over domains of the log perplexity (DoReMi's 'average' metric, in loss units)."""
+    return float(np.mean([domain_loss(e, d) for d in names]))
+
+
+def first_reach(steps: list[float], values: list[float], target: float) -> float | None:
+    """The first (linearly interpolated) step at which a curve reaches ``target`` or below; None if it never does."""
+    prev_s, prev_v = 0.0, None
+    for s, v in zip(steps, values):
+        if v <= target:
+            if prev_v is None or prev_v == v:
+                return float(s)
+            return prev_s + (s - prev_s) * (prev_v - target) / (prev_v - v)
+        prev_s, prev_v = s, v
+    return None
+
+
+def commands(results: list[dict]) -> str:
+    seen = []
+    for r in results:
+        c = r["command"].replace(str(ROOT) + "/", "")
+        if c not in seen:
+            seen.append(c)
+    return "```bash\n" + "\n".join(seen) + "\n```"
+
+
+def figure(path: Path, draw, size=(9, 4)):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    draw(fig)
+    fig.tight_layout()
+    FIG.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path.relative_to(ROOT / "docs")
+
+
+def band(ax, curves: list[tuple[list, list]], label: str, color: str):
+    """Mean curve with a min-max band over seeds (the seeds share their evaluation steps)."""
+    n = min(len(c[0]) for c in curves)
+    x = np.asarray(curves[0][0][:n], dtype=float)
+    y = np.array([c[1][:n] for c in curves], dtype=float)
+    ax.plot(x, y.mean(0), color=color, label=f"{label} (n={len(curves)})")
+    if len(curves) > 1:
+        ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def lfr_section() -> str:
+    lfr, rnd = load("lfr/lfr-seed*/result.json"), load("lfr/random-seed*/result.json")
+    if not lfr or not rnd:
+        return "### LFR vs random sampling\n\nNot run yet (`python scripts/experiments/run_all.py --only lfr`).\n"
+    names = lfr[0]["domain_names"]
+    tps = lfr[0]["tokens_per_step"]
+    out = ["### LFR vs random sampling at equal tokens",
+           f"{len(lfr)} LFR and {len(rnd)} random seeds; {lfr[0]['n_blocks']:,} blocks of 128 tokens (512 per "
+           f"domain), {lfr[0]['steps']} steps of {tps:,} tokens ({lfr[0]['steps'] * tps / 1e6:.2f} M tokens) for "
+           f"both; the LFR plan is `lfr` with reps={lfr[0]['reps']} (learn 1 epoch, focus on the hardest 50 %, "
+           "review, focus on the hardest 30 % twice: 3.1 epochs-equivalent); random = shuffled epochs for the "
+           "same steps. Validation: 350 blocks, 50 per domain; loss = mean token loss (nats).", ""]
+    rows = []
+    for label, rs in (("random", rnd), ("LFR", lfr)):
+        fin = [r["evals"][-1] for r in rs]
+        rows.append([label, ms([e["eval_loss"] for e in fin])] + [ms([domain_loss(e, d) for e in fin]) for d in names]
+                    + [ms([e["eval_ppl_worst"] for e in fin], ".1f")])
+    out += ["Final validation loss (overall and per domain) and worst-domain perplexity:", "",
+            table(["", "overall", *names, "worst ppl"], rows), ""]
+    # tokens LFR needs to reach random's final loss (paired by seed)
+    by_seed = {r["seed"]: r for r in rnd}
+    reach, reverse = [], []
+    for r in lfr:
+        b = by_seed.get(r["seed"])
+        if b is None:
+            continue
+        target = b["evals"][-1]["eval_loss"]
+        s = first_reach([e["step"] for e in r["evals"]], [e["eval_loss"] for e in r["evals"]], target)
+        reach.append((r["seed"], s, b["steps"]))
+        t = r["evals"][-1]["eval_loss"]
+        reverse.append(first_reach([e["step"] for e in b["evals"]], [e["eval_loss"] for e in b["evals"]], t))
+    cells = []
+    for seed, s, total in reach:
+        cells.append(f"seed {seed}: " + (f"{s * tps / 1e6:.2f} M tokens ({total / s:.2f}× fewer than random's "
+                                          f"{total * tps / 1e6:.2f} M)" if s else "not reached within the run"))
+    out += ["Tokens LFR needs to reach random's final validation loss (evaluations every 50 steps, interpolated): "
+            + "; ".join(cells) + ".", ""]
+    fr = [x for x in reverse if x is not None]
+    out += [f"Random reaches LFR's final loss in {len(fr)} of {len(reverse)} seeds"
+            + (f" (at {ms([x * tps / 1e6 for x in fr], '.2f')} M tokens)." if fr else "."), ""]
+    # fates
+    kinds = ["learned", "unlearned", "forgotten"]
+    rows = []
+    for d in names + ["all"]:
+        row = [d]
+        for k in kinds:
+            vals = [(r["fates"]["per_domain"][d] if d != "all" else r["fates"])["fractions"][k] * 100 for r in lfr]
+            row.append(ms(vals, ".1f"))
+        vals = [(r["fates"]["per_domain"][d] if d != "all" else r["fates"])["forgotten_multiple_share"] * 100
+                for r in lfr]
+        row.append(ms(vals, ".1f"))
+        rows.append(row)
+    out += ["LFR block fates (% of blocks; from the perplexities recorded in the training forward passes; "
+            "the paper: 25 % forgotten, 82 % of those more than once):", "",
+            table(["domain", "learned %", "unlearned %", "forgotten %", "forgotten >1× (% of forgotten)"], rows), ""]
+
+    def draw(fig):
+        ax1, ax2 = fig.subplots(1, 2)
+        for rs, label, c in ((rnd, "random", "C0"), (lfr, "LFR", "C3")):
+            band(ax1, [([e["step"] * tps / 1e6 for e in r["evals"]], [e["eval_loss"] for e in r["evals"]]) for r in rs],
+                 label, c)
+        ax1.set_xlabel("training tokens (M)")
+        ax1.set_ylabel("validation loss")
+        ax1.set_title("LFR vs random: validation loss")
+        ax1.legend()
+        ax1.grid(alpha=0.3)
+        x = np.arange(len(names))
+        for i, (rs, label) in enumerate(((rnd, "random"), (lfr, "LFR"))):
+            vals = np.array([[domain_loss(r["evals"][-1], d) for d in names] for r in rs])
+            ax2.bar(x + 0.4 * i, vals.mean(0), 0.4, yerr=vals.std(0, ddof=1) if len(rs) > 1 else None, label=label,
+                    color=f"C{3 * i}")
+        ax2.set_xticks(x + 0.2, names, rotation=25, fontsize=8)
+        ax2.set_ylim(bottom=min(domain_loss(r["evals"][-1], d) for r in rnd + lfr for d in names) - 0.5)
+        ax2.set_ylabel("final validation loss")
+        ax2.set_title("per domain")
+        ax2.legend()
+        ax2.grid(alpha=0.3, axis="y")
+
+    fig = figure(FIG / "exp_lfr_vs_random.png", draw, (11, 4))
+    out += [f"![LFR vs random]({fig})", "", commands(lfr + rnd), ""]
+    return "\n".join(out)
+
+
+def doremi_section() -> str:
+    rs = load("doremi/seed*/result.json")
+    if not rs:
+        return "### DoReMi vs uniform vs token-proportional\n\nNot run yet.\n"
+    names = rs[0]["domain_names"]
+    steps, tps = rs[0]["steps"], rs[0]["tokens_per_step"]
+    mains = ["uniform", "token_proportional", "doremi"]
+    out = ["### DoReMi vs uniform vs token-proportional weights at equal steps",
+           f"{len(rs)} seeds; 14,000 blocks (2,000 per domain); every reference, proxy and main model is the same "
+           f"GPT-2 (2 layers, 128 wide) trained {steps} steps of {tps:,} tokens. Round 0's reference is trained on "
+           "uniform weights, round 1's on round 0's weights; the proxies use cached reference losses (η = 1, "
+           "smoothing 1e-3). The three main models share an init and see the same number of blocks. "
+           "Token-proportional = the corpus' own token shares per domain (not the capped blocks).", ""]
+    rows = []
+    for i, d in enumerate(names):
+        row = [d, f"{rs[0]['mains']['uniform']['weights'][i]:.3f}", f"{rs[0]['mains']['token_proportional']['weights'][i]:.3f}"]
+        for rd in range(len(rs[0]["rounds"])):
+            row.append(ms([r["rounds"][rd]["weights"][i] for r in rs if len(r["rounds"]) > rd]))
+        rows.append(row)
+    out += ["Domain weights found (mean ± std over seeds):", "",
+            table(["domain", "uniform", "token-prop.", *[f"DoReMi round {k + 1}" for k in range(len(rs[0]["rounds"]))]],
+                  rows), ""]
+    l1 = [ms([r["rounds"][k]["l1_change"] for r in rs]) for k in range(len(rs[0]["rounds"]))]
+    out += ["L1 change per round: " + ", ".join(f"round {k + 1}: {v}" for k, v in enumerate(l1)) + ".", ""]
+    rows = []
+    for m in mains:
+        fin = [r["mains"][m]["evals"][-1] for r in rs]
+        rows.append([m.replace("_", "-")] + [ms([e[f"eval_ppl/{d}"] for e in fin], ".1f") for d in names]
+                    + [ms([e["eval_ppl_avg"] for e in fin], ".1f"), ms([e["eval_ppl_worst"] for e in fin], ".1f"),
+                       ms([avg_loss(e, names) for e in fin])])
+    out += [f"Main models after {steps} steps: validation perplexity per domain, its average and worst case, and the "
+            "average log-perplexity (mean over domains of the loss):", "",
+            table(["weights", *names, "avg ppl", "worst ppl", "avg loss"], rows), ""]
+    wins = {m: sum(1 for i, d in enumerate(names) if np.mean([r["mains"][m]["evals"][-1][f"eval_ppl/{d}"] for r in rs])
+                   < np.mean([r["mains"]["uniform"]["evals"][-1][f"eval_ppl/{d}"] for r in rs])) for m in mains[1:]}
+    out += ["Domains where the mean perplexity beats uniform's: "
+            + ", ".join(f"{m.replace('_', '-')} {n} of {len(names)}" for m, n in wins.items()) + ".", ""]
+    cells = []
+    for m in mains[1:]:
+        per = []
+        for r in rs:
+            target = avg_loss(r["mains"]["uniform"]["evals"][-1], names)
+            ev = r["mains"][m]["evals"]
+            s = first_reach([e["step"] for e in ev], [avg_loss(e, names) for e in ev], target)
+            per.append(f"{s:.0f}" if s else "not reached")
+        cells.append(f"{m.replace('_', '-')}: {', '.join(per)} (seeds {', '.join(str(r['seed']) for r in rs)})")
+    out += [f"Steps to reach uniform's final average loss (uniform takes {steps}): " + "; ".join(cells) + ".", ""]
+
+    def draw(fig):
+        ax1, ax2 = fig.subplots(1, 2)
+        x = np.arange(len(names))
+        bars = [("uniform", [rs[0]["mains"]["uniform"]["weights"]]),
+                ("token-prop.", [rs[0]["mains"]["token_proportional"]["weights"]])]
+        bars += [(f"DoReMi round {k + 1}", [r["rounds"][k]["weights"] for r in rs]) for k in range(len(rs[0]["rounds"]))]
+        w = 0.8 / len(bars)
+        for i, (label, ws) in enumerate(bars):
+            ws = np.array(ws)
+            ax1.bar(x + i * w, ws.mean(0), w, yerr=ws.std(0, ddof=1) if len(ws) > 1 else None, label=label)
+        ax1.set_xticks(x + 0.4 - w / 2, names, rotation=25, fontsize=8)
+        ax1.set_ylabel("domain weight")
+        ax1.set_title("weights")
+        ax1.legend(fontsize=7)
+        for m, c in zip(mains, ("C0", "C1", "C3")):
+            band(ax2, [([e["step"] for e in r["mains"][m]["evals"]], [avg_loss(e, names) for e in r["mains"][m]["evals"]])
+                       for r in rs], m.replace("_", "-"), c)
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("average validation log-perplexity")
+        ax2.set_title("main models")
+        ax2.legend()
+        ax2.grid(alpha=0.3)
+
+    fig = figure(FIG / "exp_doremi.png", draw, (11, 4))
+    out += [f"![DoReMi weights and main models]({fig})", "", commands(rs), ""]
+    return "\n".join(out)
+
+
+def continual_section() -> str:
+    rew, inf, uni = (load(f"continual/{v}-seed*/result.json") for v in ("rewarm", "infinite", "union"))
+    if not rew:
+        return "### Continual pretraining: English → German\n\nNot run yet.\n"
+    d0, d1 = rew[0]["d0_steps"], rew[0]["d1_steps"]
+    out = ["### Continual pretraining: English mix → German, replay and schedules",
+           f"{len(rew)} / {len(inf)} / {len(uni)} seeds (re-warm / infinite / union). D0 = the seven English domains "
+           f"(14,000 blocks), {d0} steps; D1 = German (5,000 blocks), {d1} steps; 2,048 tokens per step; D1 variants "
+           "branch from the same end-of-D0 weights and AdamW state. Re-warm: each stage 1 % linear warmup to 2e-3, "
+           "cosine to 2e-4. Infinite: one schedule over both stages (warmup 7 steps, cosine cooldown to 6e-4 over "
+           "200 steps, constant, exponential anneal to 2e-4 over D1's last 100 steps): no re-warm at the switch. "
+           f"Union: {d0 + d1} steps from scratch, 4/7 of every batch English and 3/7 German. Validation loss on 350 "
+           "English blocks (50 per domain) and 350 German blocks.", ""]
+    rows = []
+
+    def variant_rows(rs, label):
+        for vi, v in enumerate(rs[0]["last_stage_variants"]):
+            en0 = [r["stages"][0]["after"]["eval_en_loss"] for r in rs]
+            de0 = [r["stages"][0]["after"]["eval_de_loss"] for r in rs]
+            en1 = [r["last_stage_variants"][vi]["after"]["eval_en_loss"] for r in rs]
+            de1 = [r["last_stage_variants"][vi]["after"]["eval_de_loss"] for r in rs]
+            rows.append([f"{label}, replay {100 * v['replay']:.0f} %", ms(en0), ms(en1),
+                         ms([b - a for a, b in zip(en0, en1)]), ms(de0), ms(de1), ms([a - b for a, b in zip(de0, de1)])])
+
+    variant_rows(rew, "re-warm")
+    if inf:
+        variant_rows(inf, "infinite")
+    if uni:
+        rows.append(["union from scratch", "–", ms([r["union"]["after"]["eval_en_loss"] for r in uni]), "–", "–",
+                     ms([r["union"]["after"]["eval_de_loss"] for r in uni]), "–"])
+    out += ["Validation loss after D0 and after D1; forgetting = English loss increase over D1, adaptation = German "
+            "loss decrease over D1:", "",
+            table(["run", "en after D0", "en after D1", "forgetting (en Δ)", "de after D0", "de after D1",
+                   "adaptation (de Δ)"], rows), ""]
+
+    def draw(fig):
+        axes = fig.subplots(1, 2)
+        for ax, key, title in zip(axes, ("eval_en_loss", "eval_de_loss"), ("English (D0) validation", "German (D1) validation")):
+            sets = [(rew, "re-warm", "-"), (inf, "infinite", "--")]
+            for rs, label, ls in sets:
+                if not rs:
+                    continue
+                for vi, v in enumerate(rs[0]["last_stage_variants"]):
+                    curves = []
+                    for r in rs:
+                        st = r["stages"][0]
+                        xs = [h["step"] for h in st["curve"] if key in h]
+                        ys = [h[key] for h in st["curve"] if key in h]
+                        var = r["last_stage_variants"][vi]
+                        xs += [d0] + [d0 + h["step"] for h in var["curve"] if key in h]
+                        ys += [var["before"][key]] + [h[key] for h in var["curve"] if key in h]
+                        curves.append((xs, ys))
+                    n = min(len(c[0]) for c in curves)
+                    y = np.array([c[1][:n] for c in curves]).mean(0)
+                    ax.plot(curves[0][0][:n], y, ls=ls, color=f"C{vi}",
+                            label=f"{label}, replay {100 * v['replay']:.0f} %")
+            if uni:
+                curves = [([h["step"] for h in r["union"]["curve"] if key in h], [h[key] for h in r["union"]["curve"] if key in h])
+                          for r in uni]
+                n = min(len(c[0]) for c in curves)
+                ax.plot(curves[0][0][:n], np.array([c[1][:n] for c in curves]).mean(0), color="k", lw=1,
+                        label="union from scratch")
+            ax.axvline(d0, color="0.5", ls=":")
+            ax.set_xlabel("step")
+            ax.set_ylabel("validation loss")
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+
+    fig = figure(FIG / "exp_continual.png", draw, (11, 4))
+    out += [f"![continual pretraining]({fig})", "", "(Curves: mean over seeds.)", "", commands(rew + inf + uni), ""]
+    return "\n".join(out)
+
+
+def hardware_line() -> str:
+    for r in load("*/*/result.json"):
+        h = r["hardware"]
+        return (f"Hardware: {h['cpu']} ({h['cores']} cores), one thread per run, two runs at a time; torch "
+                f"{h['torch']}, Python {h['python']}; commit {r['commit']}.")
+    return ""
+
+
+def main() -> None:
+    body = "\n".join([
+        "## Evidence: the three methods vs their baselines (3 seeds)", "",
+        "Produced by `python scripts/experiments/prepare.py && python scripts/experiments/run_all.py` (which ends "
+        "with `python scripts/experiments/collect.py`); each run's `runs/experiments/**/result.json` holds its exact "
+        "command. " + hardware_line(), "",
+        "All runs: GPT-2, 2 layers, width 128, 4 heads (1.5 M parameters), 8,192-token byte-level BPE trained on the "
+        "corpus, 128-token blocks, batch 16, AdamW (weight decay 0.1), peak LR 2e-3, 5 % warmup + cosine unless "
+        "stated. These are tiny models and budgets (0.8–1.4 M tokens per run) chosen so that every run takes a few "
+        "minutes on 2 CPU cores; see the conclusions below for what that means.", "",
+        lfr_section(), doremi_section(), continual_section()])
+    text = DOC.read_text() if DOC.is_file() else "# Results\n"
+    block = f"{BEGIN}\n{body}\n{END}"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+    print(f"updated {DOC}")
+
+
+if __name__ == "__main__":
+    main()

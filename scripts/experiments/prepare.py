@@ -1,0 +1,40 @@
+"""Build the experiments' data from the corpus (``curricula corpus build --out data/corpus`` first):
+an 8,192-token byte-level BPE trained on English + German training text, and three packings with 128-token blocks.
+
+    python scripts/experiments/prepare.py      # ~2 minutes on 2 cores; re-runs skip what exists
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BLOCK, DATA, PACKED, ROOT, TOKENIZER  # noqa: E402
+
+
+def main() -> None:
+    from curricula.cli import main as curricula
+
+    os.chdir(ROOT)
+
+    def run(argv: list[str]) -> None:
+        if curricula(argv) != 0:
+            sys.exit(f"`curricula {' '.join(argv)}` failed")
+
+    for name in ("en", "de"):
+        if not (ROOT / "data" / "corpus" / name / "corpus.json").is_file():
+            sys.exit(f"data/corpus/{name} is missing: run `curricula corpus build --out data/corpus` first")
+    if not (TOKENIZER / "tokenizer.json").is_file():  # the first 20k training documents of each language
+        run(["tokenizer", "train", "data/corpus/en", "data/corpus/de", "--out", str(TOKENIZER),
+             "--vocab-size", "8192", "--max-documents", "20000"])
+    for name, (corpus, cap) in PACKED.items():  # skipped when the folder holds the same packing
+        run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(TOKENIZER), "--block-size",
+             str(BLOCK), "--max-blocks-per-domain", str(cap)])
+    print(f"experiment data in {DATA}")
+
+
+if __name__ == "__main__":
+    main()
