@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hf_trainer_ext.continual import ContinualError, ContinualRecipe, Stage, _stage_data, run_continual
+from hf_trainer_ext.continual import ContinualError, ContinualRecipe, Stage, _stage_data, run_continual, run_union
 from hf_trainer_ext.mixing_sampler import MixtureSampler
 
 
@@ -69,6 +69,18 @@ def test_stages_run_in_order_and_variants_branch(two_stages, tmp_path):
     assert result["last_stage_variants"][0]["before"] == result["last_stage_variants"][1]["before"]
     assert result["last_stage_variants"][0]["before"]["eval_en_loss"] == pytest.approx(result["stages"][0]["after"]["eval_en_loss"])
     assert (tmp_path / "continual.png").stat().st_size > 5000 and (tmp_path / "continual.json").is_file()
+
+
+def test_union_reference_trains_from_scratch_on_every_stage_at_their_step_shares(two_stages, tmp_path):
+    r = recipe(two_stages, stages=[{"name": "en", "packed": str(two_stages / "packed-en"), "steps": 6},
+                                   {"name": "de", "packed": str(two_stages / "packed-de"), "steps": 2}])
+    res = run_union(r, tmp_path)
+    assert res["steps"] == 8 and res["replay"] == pytest.approx(0.75)  # 6 of 8 steps' worth of en, all at once
+    assert res["schedule"] == {"type": "warmup_cosine", "max_lr": r.max_lr, "total_steps": 8}
+    # from scratch: before training, both languages are at an untrained model's loss (about ln(vocab 300) = 5.7)
+    assert all(abs(v - np.log(300)) < 0.5 for v in res["before"].values())
+    assert all(res["after"][k] < res["before"][k] for k in ("eval_en_loss", "eval_de_loss"))
+    assert (tmp_path / "union.json").is_file() and (tmp_path / "union" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("replay", [-0.1, 1.0, 1.5])
