@@ -62,6 +62,10 @@ class CurriculumTrainer(Trainer):
         if model is not None and getattr(model, "loss_type", "") is None and not model.config.is_encoder_decoder:
             model.loss_type = "ForCausalLM"
         self.block_logging = bool(log_blocks and has_blocks)
+        if args is not None:  # Trainer pickles args into the training_args.bin that push_to_hub() uploads
+            from hf_trainer_ext.hub import protect_hub_token
+
+            protect_hub_token(args)
         self._domain_ids = None
         if self.block_logging:
             self._domain_ids = np.asarray(train_dataset.with_format("numpy")["domain_id"])
@@ -305,20 +309,40 @@ class CurriculumTrainer(Trainer):
 
     def create_model_card(self, *args, **kwargs):
         """Trainer's ``push_to_hub`` calls this before uploading ``output_dir``: write the curricula card (plan,
-        weights, analysis, training configuration, results) instead of Trainer's generic one."""
+        replay, LR schedule and its plot, weights, analysis, training configuration, results) instead of Trainer's
+        generic one. Files are replaced atomically through ``_``-prefixed temporaries (Trainer's uploads skip ``_*``)
+        because a checkpoint push may still be reading ``output_dir`` in the background."""
         if not self.is_world_process_zero():
             return
-        from hf_trainer_ext.hub import collect_run_files, render_card
+        from hf_trainer_ext.hub import collect_run_files, prepare_extras, render_card
 
         out = Path(self.args.output_dir)
-        repo_id = self.args.hub_model_id or out.name
-        card = render_card(out, repo_id, collect_run_files(out), license=kwargs.get("license") or "apache-2.0")
-        (out / "README.md").write_text(card)
+        repo_id = self.hub_model_id or self.args.hub_model_id or out.name
+        files = sorted(set(collect_run_files(out)) | set(prepare_extras(out, out, self.state.log_history)))
+        card = render_card(out, repo_id, files, license=kwargs.get("license") or "apache-2.0",
+                           log_history=self.state.log_history)
+        tmp = out / "_README.md.tmp"
+        tmp.write_text(card)
+        os.replace(tmp, out / "README.md")
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
 
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Trainer starts the background upload of a checkpoint inside ``_save_checkpoint``, before the ``on_save``
+        callbacks that write the curriculum state (and a DoReMi proxy's weights) into it, so the pushed checkpoint
+        could lack them and not resume. Write them first (every process: the curriculum gather is collective);
+        ``on_save`` then finds the curriculum state written and skips it."""
+        self.save_curriculum_checkpoint(checkpoint_folder)
+        self._checkpoint_state_written = os.path.normpath(checkpoint_folder)
+        if hasattr(self, "save_doremi_state"):  # DoReMiProxyTrainer: idempotent, rewritten by its on_save
+            self.save_doremi_state(checkpoint_folder)
+        super()._push_from_checkpoint(checkpoint_folder)
+
     def save_curriculum_checkpoint(self, checkpoint: str) -> None:
         if self.curriculum is None:
+            return
+        if getattr(self, "_checkpoint_state_written", None) == os.path.normpath(checkpoint):
+            self._checkpoint_state_written = None  # written just before the push of this checkpoint
             return
         records = self.recorder.gather(self.accelerator)  # collective; local records stay for the epoch's end
         if self.args.should_save:

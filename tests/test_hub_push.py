@@ -1,14 +1,25 @@
-"""``push_run`` against a local Hub stand-in on 127.0.0.1 (tests/hub_standin.py): what arrives, the card's front
-matter, pulling back with ``snapshot_download`` + ``from_pretrained``, and the token never leaking."""
+"""Publishing against a local Hub stand-in on 127.0.0.1 (tests/hub_standin.py), through both routes:
+
+* ``push_run`` (``curricula push``): what arrives, the card's front matter, pulling back with ``snapshot_download`` +
+  ``from_pretrained``, the token never leaking;
+* Trainer's own push (``push_to_hub=True`` + ``hub_strategy``) from a ``CurriculumTrainer`` run: the commits at save
+  steps, the final upload with the curricula card, and the token kept out of ``training_args.bin``.
+
+Known and not fixed here: Trainer uploads ``output_dir`` minus ``_*`` and ``checkpoint-*`` (its ignore patterns are
+hard-coded), so anything else a script writes there is published too, e.g. scripts/train.py's ``data.json`` (a local
+path). ``curricula push`` (``push_run``) is the curated route.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import secrets
 import struct
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +198,28 @@ def test_name_only_repo_id_token_from_env_and_second_push(run_dir, hub, online, 
     assert hub.state.auth_headers and all(h == f"Bearer {token}" for h in hub.state.auth_headers)
 
 
+def test_push_continual_stage_with_replay_and_lr_plots(hub, online, tmp_path):
+    """A continual stage folder holds only its model: the card's replay table and the loss-curve plot come from the
+    parent folder, the LR plot is drawn at push time; an LR plot already in the run folder (from an earlier
+    Trainer push) is replaced in the upload, never written through its hard link."""
+    from test_model_card import _continual_run
+
+    root = _continual_run(tmp_path / "cont")
+    run = root / "de-replay5"
+    (run / "lr_schedule.png").write_bytes(b"old plot")
+    before = _snapshot(root)
+    push_run(run, "curricula-test/de-replay5", token="hf_" + secrets.token_hex(8), endpoint=hub.endpoint)
+    assert _snapshot(root) == before and (run / "lr_schedule.png").read_bytes() == b"old plot"
+    files = hub.files("curricula-test/de-replay5")
+    assert set(files) == {"README.md", "config.json", "model.safetensors", "lr_schedule.png", "continual/continual.png"}
+    assert files["continual/continual.png"] == (root / "continual.png").read_bytes()
+    assert files["lr_schedule.png"].startswith(b"\x89PNG")
+    card = files["README.md"].decode()
+    assert "## Continual pretraining and replay" in card and "| 2 | de | 400 | 5 % |" in card
+    assert "## Learning-rate schedule" in card and "](lr_schedule.png)" in card and "](continual/continual.png)" in card
+    assert "/data/en" not in card  # the recipe's local data paths stay out of the card
+
+
 def test_collect_rules(run_dir, monkeypatch):
     files = collect_run_files(run_dir)
     assert "data.json" not in files and "training_args.bin" not in files
@@ -217,3 +250,217 @@ def test_bad_input_fails_before_any_request(run_dir, monkeypatch, no_network, tm
     with pytest.raises(HubPushError, match="no model"):
         push_run(tmp_path / "empty", "ns/name", token="hf_x")
     assert not os.environ.get("HF_TOKEN")
+
+
+# ---- Trainer's own push path: CurriculumTrainer(push_to_hub=True, hub_strategy=...) ---------------------------------
+
+PLAN = "name: lfr-tiny\nphases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 1}]"
+SAVE_STEPS = (3, 6, 9)  # 96 blocks, global batch 16: 6 learn steps + 3 focus steps (50 % kept), saved every 3
+MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "training_args.bin"}
+RUN_LOG = {"curriculum/epoch-000-learn.parquet", "curriculum/epoch-001-focus.parquet", "curriculum/run.json",
+           "curriculum/focus_reports.jsonl", "curriculum/table.arrow"}
+CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "optimizer.pt", "scheduler.pt",
+                    "rng_state.pth", "trainer_state.json", "training_args.bin", "training_config.json",
+                    "curriculum/state.json", "curriculum/table.arrow", "curriculum/pending.parquet"}
+
+
+@pytest.fixture
+def trainer_hub(hub, online, monkeypatch):
+    """Point Trainer's uploads at the stand-in. Trainer's init_hf_repo, push_to_hub and _push_from_checkpoint all go
+    through ``transformers.utils.hub.hf_api()``, one ``HfApi`` cached at first use with the endpoint huggingface_hub
+    read at import (``constants.ENDPOINT``), so the cached instance is replaced, not re-pointed."""
+    import transformers
+    import transformers.utils.hub as thub
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub.endpoint, library_name="transformers", library_version=transformers.__version__)
+    monkeypatch.setattr(thub, "_hf_api", api)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 2-layer d=32 model gains nothing from 2 threads and stalls when the CPU is busy
+    try:
+        yield hub
+    finally:
+        torch.set_num_threads(threads)
+        if api._thread_pool is not None:  # the worker of upload_folder(run_as_future=True)
+            api._thread_pool.shutdown(wait=True)
+
+
+@contextmanager
+def _debug_logs(caplog):
+    """transformers' and huggingface_hub's loggers at DEBUG into caplog (they do not propagate by default)."""
+    names = ("transformers", "huggingface_hub")
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
+    for logger, _ in saved:
+        logger.addHandler(caplog.handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.removeHandler(caplog.handler)
+            logger.setLevel(level)
+
+
+class _PushWaiter:
+    """Makes Trainer's background checkpoint pushes deterministic: after each save, wait for the upload jobs it
+    started (``upload_folder(run_as_future=True)``), re-raise their errors, and snapshot the repo. Without it a slow
+    upload makes Trainer skip the next one (``hub_always_push=False``), which is Trainer's design, not under test."""
+
+    def __init__(self, hub: HubStandIn, repo_id: str):
+        from transformers import TrainerCallback
+
+        self.hub, self.repo_id, self.trainer, self.at_save = hub, repo_id, None, {}
+        waiter = self
+
+        class Callback(TrainerCallback):
+            def on_save(self, args, state, control, **kwargs):
+                push = waiter.trainer.push_in_progress
+                for job in (push.jobs if push is not None else []):
+                    job.result(timeout=60)  # raises the upload's exception, if any
+                waiter.at_save[state.global_step] = (len(waiter.hub.state.commits), waiter.hub.files(waiter.repo_id))
+
+        self.callback = Callback()
+
+
+def _curriculum_trainer(tmp_path, token: str, repo_id: str, strategy: str, callbacks=()):
+    from hf_trainer_ext import CurriculumTrainer
+    from test_trainer import blocks, plan_file, targs, tiny_gpt2
+
+    args = targs(tmp_path / "run", curriculum=plan_file(tmp_path, PLAN), push_to_hub=True, hub_model_id=repo_id,
+                 hub_token=token, hub_strategy=strategy, save_strategy="steps", save_steps=3, logging_steps=1,
+                 lr_schedule='{"type": "warmup_cosine", "warmup_steps": 2}')
+    return CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=blocks(), callbacks=list(callbacks))
+
+
+def _assert_no_token(token: str, files: dict[str, bytes], hub: HubStandIn, folders=(), texts=()) -> None:
+    assert all(u.startswith("GET /api/") for u in hub.state.unhandled), hub.state.unhandled  # only env detection
+    assert hub.state.auth_headers and all(h == f"Bearer {token}" for h in hub.state.auth_headers)
+    assert token not in json.dumps(hub.state.requests)
+    for path, content in files.items():
+        assert token.encode() not in content, f"the token was uploaded in {path}"
+    for folder in folders:
+        for p in Path(folder).rglob("*"):
+            if p.is_file():
+                assert token.encode() not in p.read_bytes(), p
+    for text in texts:
+        assert token not in text
+
+
+def _args_token(blob: bytes):
+    return torch.load(io.BytesIO(blob), weights_only=False).hub_token
+
+
+DATA_FILE_WARNING = "ignore:It seems that you are about to commit a data file"  # the logs belong to the model
+
+
+@pytest.mark.filterwarnings(DATA_FILE_WARNING)
+def test_trainer_push_end_uploads_model_card_and_logs(trainer_hub, tmp_path, caplog, capfd):
+    """hub_strategy="end": nothing is pushed at save steps; ``save_model()`` (what scripts/train.py calls) pushes
+    the model, the curricula card, the LR plot and the curriculum logs in one commit, and the pulled model is equal."""
+    from huggingface_hub import snapshot_download
+    from transformers import AutoModelForCausalLM
+
+    hub, repo = trainer_hub, "curricula-test/trainer-end"
+    token = "hf_trainer_" + secrets.token_hex(16)
+    with _debug_logs(caplog):
+        tr = _curriculum_trainer(tmp_path, token, repo, "end")
+        assert repo in hub.state.repos and hub.state.commits == []  # Trainer.__init__ creates the repo
+        tr.train()
+        out = Path(tr.args.output_dir)
+        assert hub.state.commits == [] and {f"checkpoint-{s}" for s in SAVE_STEPS} <= {p.name for p in out.iterdir()}
+        tr.save_model()  # push_to_hub=True: Trainer.push_to_hub(commit_message="Model save")
+    assert [c["summary"] for c in hub.state.commits] == ["Model save"]
+    files = hub.files(repo)
+    assert set(files) == MODEL_FILES | RUN_LOG | {"README.md", "training_config.json", "lr_schedule.png"}
+    assert files["lr_schedule.png"].startswith(b"\x89PNG")
+    for name in RUN_LOG:
+        assert files[name] == (out / name).read_bytes(), name
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(io.BytesIO(files["curriculum/epoch-000-learn.parquet"])).num_rows == 96
+    assert pq.read_table(io.BytesIO(files["curriculum/epoch-001-focus.parquet"])).num_rows == 48
+
+    card = files["README.md"].decode()
+    assert card.startswith("---\n") and "{{" not in card
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-generation"
+    assert meta["tags"] == ["curricula", "lfr-tiny"]
+    assert "## Curriculum" in card and "| 1 | focus | 50 |" in card
+    assert "## Learning-rate schedule" in card and "`warmup_cosine`" in card and "| `warmup_steps` | `2` |" in card
+    assert "| `total_steps` | `9` |" in card and "![learning rate over the run](lr_schedule.png)" in card
+
+    assert _args_token(files["training_args.bin"]) is None and tr.args.hub_token == token  # masked, still usable
+    pulled = Path(snapshot_download(repo, endpoint=hub.endpoint, token=token, cache_dir=tmp_path / "cache"))
+    model = AutoModelForCausalLM.from_pretrained(pulled).eval()
+    ids = torch.arange(20).unsqueeze(0)
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, tr.model.eval()(ids).logits)
+    captured = capfd.readouterr()
+    assert "Training in progress" not in caplog.text  # no background push was started
+    _assert_no_token(token, files, hub, folders=(out, pulled, tmp_path / "cache"),
+                     texts=(captured.out, captured.err, caplog.text))
+
+
+@pytest.mark.filterwarnings(DATA_FILE_WARNING)
+@pytest.mark.parametrize("strategy", ["every_save", "checkpoint", "all_checkpoints"])
+def test_trainer_push_at_every_save(trainer_hub, tmp_path, strategy, caplog, capfd):
+    """hub_strategy every_save / checkpoint / all_checkpoints: one commit of the model (+ one of the checkpoint
+    folder) per save step, equal to that checkpoint; the curriculum resume state travels with the checkpoint;
+    ``push_to_hub()`` at the end waits for them and adds the card."""
+    hub, repo = trainer_hub, f"curricula-test/trainer-{strategy.replace('_', '-')}"
+    token = "hf_trainer_" + secrets.token_hex(16)
+    waiter = _PushWaiter(hub, repo)
+    with _debug_logs(caplog):
+        tr = _curriculum_trainer(tmp_path, token, repo, strategy, callbacks=[waiter.callback])
+        waiter.trainer = tr
+        tr.train()
+        out = Path(tr.args.output_dir)
+        with_ckpt = strategy != "every_save"
+        expected = []
+        for step in SAVE_STEPS:
+            expected.append(f"Training in progress, step {step}")
+            expected += [f"Training in progress, step {step}, checkpoint"] if with_ckpt else []
+        assert [c["summary"] for c in hub.state.commits] == expected
+        for i, step in enumerate(SAVE_STEPS):
+            n_commits, files = waiter.at_save[step]
+            assert n_commits == (i + 1) * (2 if with_ckpt else 1)
+            ckpt = out / f"checkpoint-{step}"
+            assert files["model.safetensors"] == (ckpt / "model.safetensors").read_bytes()
+            assert _args_token(files["training_args.bin"]) is None
+            folder = {"every_save": None, "checkpoint": "last-checkpoint", "all_checkpoints": f"checkpoint-{step}"}[
+                strategy]
+            if folder is None:
+                assert not any(p.startswith(("last-checkpoint/", "checkpoint-")) for p in files)
+                continue
+            pushed = {p[len(folder) + 1:] for p in files if p.startswith(folder + "/")}
+            assert pushed == CHECKPOINT_FILES
+            assert json.loads(files[f"{folder}/trainer_state.json"])["global_step"] == step
+            assert files[f"{folder}/curriculum/state.json"] == (ckpt / "curriculum" / "state.json").read_bytes()
+            assert _args_token(files[f"{folder}/training_args.bin"]) is None
+        tr.push_to_hub()
+    assert hub.state.commits[-1]["summary"] == "End of training" and len(hub.state.commits) == len(expected) + 1
+    files = hub.files(repo)
+    card = files["README.md"].decode()
+    assert yaml.safe_load(card.split("---\n")[1])["tags"] == ["curricula", "lfr-tiny"]
+    assert RUN_LOG <= set(files) and files["model.safetensors"] == (out / "model.safetensors").read_bytes()
+    if strategy == "all_checkpoints":
+        folders = {p.split("/")[0] for p in files if p.startswith("checkpoint-")}
+        assert folders == {f"checkpoint-{s}" for s in SAVE_STEPS}
+    captured = capfd.readouterr()
+    _assert_no_token(token, files, hub, folders=(out,), texts=(captured.out, captured.err, caplog.text))
+
+
+def test_hub_token_is_masked_in_pickles_only():
+    from hf_trainer_ext import CurriculumTrainingArguments
+    from hf_trainer_ext.hub import HubToken, protect_hub_token
+
+    args = CurriculumTrainingArguments(output_dir="unused", hub_token="hf_" + "x" * 30, report_to="none")
+    protect_hub_token(args)
+    assert isinstance(args.hub_token, HubToken) and args.hub_token == "hf_" + "x" * 30
+    assert f"Bearer {args.hub_token}" == "Bearer hf_" + "x" * 30 and "x" * 30 not in repr(args.hub_token)
+    buf = io.BytesIO()
+    torch.save(args, buf)
+    assert b"x" * 30 not in buf.getvalue() and _args_token(buf.getvalue()) is None
+    import copy
+
+    assert copy.deepcopy(args).hub_token == args.hub_token and args.to_dict()["hub_token"] == "<HUB_TOKEN>"
