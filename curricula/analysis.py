@@ -12,7 +12,8 @@ unlearned / forgotten; "multiple descent" = forgotten two or more times), and wr
     domain_ppl_over_training.png     mean block perplexity per domain over optimizer steps (log y)
     focus_domain_share.png           share of each domain's blocks kept at each focus decision (only if there was one)
 
-Block text is decoded when ``RUN_DIR/data.json`` (``{"packed": PATH, "split": "train"}``) points to the packed data.
+Block text is decoded when ``RUN_DIR/_data.json`` (``{"packed": PATH, "split": "train"}``; ``data.json`` in runs before
+0.1) points to the packed data. The leading ``_`` keeps this local path out of ``Trainer.push_to_hub`` uploads.
 Losses that are NaN/inf are left out of the plots and the fate trajectories, and counted in the report.
 
 Pure: numpy, pyarrow and matplotlib (Agg canvas, no pyplot) only; ``datasets`` and the tokenizer are imported only
@@ -52,9 +53,14 @@ def _dirs(run_dir: Path) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     if (run_dir / LOG_DIR).is_dir():
         return run_dir, run_dir / LOG_DIR
-    if run_dir.name == LOG_DIR and not (run_dir / "data.json").is_file():
+    if run_dir.name == LOG_DIR and _data_json(run_dir) is None:
         return run_dir.parent, run_dir
     return run_dir, run_dir
+
+
+def _data_json(run_dir: Path) -> Path | None:
+    """Where the run recorded its packed data (``_data.json``; older runs: ``data.json``)."""
+    return next((p for p in (run_dir / "_data.json", run_dir / "data.json") if p.is_file()), None)
 
 
 def _read_json(path: Path):
@@ -103,9 +109,10 @@ def _load_texts(run_dir: Path, block_ids: list[int]) -> tuple[dict[int, str], st
     """Decoded text of ``block_ids`` (first TEXT_CHARS characters), or ({}, why not)."""
     if not block_ids:
         return {}, None
-    info = _read_json(run_dir / "data.json")
+    where = _data_json(run_dir)
+    info = _read_json(where) if where is not None else None
     if info is None:
-        return {}, "text unavailable: no data.json"
+        return {}, "text unavailable: no _data.json"
     try:
         from curricula.data.pack import load_blocks, read_meta
         from curricula.data.tokenizers import load_tokenizer

@@ -10,7 +10,7 @@
     continual/continual.png     for one stage of ``curricula continual`` (the parent folder's loss curves)
     README.md                   a model card generated here (YAML front matter + a run summary)
 
-and never ``data.json`` (local paths). ``checkpoint-*`` folders and ``training_args.bin`` go only with
+and never ``_data.json``/``data.json`` (local paths). ``checkpoint-*`` folders and ``training_args.bin`` go only with
 ``include_checkpoints=True``. The run folder is never modified: the upload is staged in a temporary folder (hard
 links where possible). The token comes from the ``token`` argument or ``HF_TOKEN`` and is never printed or written.
 """

@@ -123,14 +123,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.should_save:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(args.output_dir) / "data.json").write_text(json.dumps({"packed": str(packed.resolve()), "split": "train"}))
+        # '_': Trainer's push_to_hub leaves it out (a local path)
+        (Path(args.output_dir) / "_data.json").write_text(json.dumps({"packed": str(packed.resolve()), "split": "train"}))
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    if args.should_save:  # before save_model: with push_to_hub, save_model uploads the folder
+        from hf_trainer_ext.reference import save_tokenizer_folder
+
+        save_tokenizer_folder(meta.get("tokenizer_spec", meta["tokenizer"]["name"]), args.output_dir)
     trainer.save_model()
     if not args.should_save:
         return
-    from hf_trainer_ext.reference import save_tokenizer_folder
-
-    save_tokenizer_folder(meta.get("tokenizer_spec", meta["tokenizer"]["name"]), args.output_dir)
     out = Path(args.output_dir)
     lines = [f"model and tokenizer:          {out} (the data's meta: {packed / 'meta.json'})"]
     if trainer.curriculum is not None:

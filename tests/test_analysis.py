@@ -90,7 +90,7 @@ def make_run(root: Path, packed: Path | None, focus: bool = True) -> Path:
                                      "n_dropped": 10 - len(kept), "n_kept": len(kept), "n_nonfinite_kept": 0,
                                      "threshold_ppl": 100.0, "kept_per_domain": per}) + "\n")
     if packed is not None:
-        (run / "data.json").write_text(json.dumps({"packed": str(packed), "split": "train"}))
+        (run / "_data.json").write_text(json.dumps({"packed": str(packed), "split": "train"}))
     return run
 
 
@@ -195,9 +195,9 @@ def test_no_focus_no_data_json_and_out_dir(tmp_path):
     assert res["plots"]["focus_domain_share"] is None and not (out / "focus_domain_share.png").exists()
     assert_png(out / "ppl_histogram_per_phase.png")
     assert_png(out / "domain_ppl_over_training.png")
-    assert res["text_note"] == "text unavailable: no data.json"
+    assert res["text_note"] == "text unavailable: no _data.json"
     report = (out / "report.md").read_text()
-    assert "No focus decision in this run." in report and "text unavailable: no data.json" in report
+    assert "No focus decision in this run." in report and "text unavailable: no _data.json" in report
     assert len(res["excerpts"]["hardest"]) == 2 and all(e["text"] is None for e in res["excerpts"]["hardest"])
     s = res["summary"]
     # without the focus epochs: blocks 0 (100, 80, 90) and 2 (100, 90, 95) are forgotten once, 1 (100, 75, 62) learned
