@@ -256,6 +256,15 @@ def doremi_section() -> str:
     return "\n".join(out)
 
 
+def infinite_text(inf: list[dict]) -> str:
+    if not inf:
+        return ""
+    i = inf[0]["infinite"]
+    return (f"Infinite: one schedule over both stages (warmup {i['warmup_steps']} steps to 2e-3, {i['cooldown']} "
+            f"cooldown to {i['constant_lr']:g} over {i['cooldown_steps']} steps, constant, {i['anneal']} anneal to "
+            f"{i['min_lr']:g} over the last {i['anneal_steps']} steps of D1): no re-warm at the switch. ")
+
+
 def continual_section() -> str:
     rew, inf, uni = (load(f"continual/{v}-seed*/result.json") for v in ("rewarm", "infinite", "union"))
     if not rew:
@@ -265,10 +274,9 @@ def continual_section() -> str:
            f"{len(rew)} / {len(inf)} / {len(uni)} seeds (re-warm / infinite / union). D0 = the seven English domains "
            f"(14,000 blocks), {d0} steps; D1 = German (5,000 blocks), {d1} steps; 2,048 tokens per step; D1 variants "
            "branch from the same end-of-D0 weights and AdamW state. Re-warm: each stage 1 % linear warmup to 2e-3, "
-           "cosine to 2e-4. Infinite: one schedule over both stages (warmup 7 steps, cosine cooldown to 6e-4 over "
-           "200 steps, constant, exponential anneal to 2e-4 over D1's last 100 steps): no re-warm at the switch. "
-           f"Union: {d0 + d1} steps from scratch, 4/7 of every batch English and 3/7 German. Validation loss on 350 "
-           "English blocks (50 per domain) and 350 German blocks.", ""]
+           "cosine to 2e-4. " + infinite_text(inf) +
+           f"Union: {d0 + d1} steps from scratch, {d0}/{d0 + d1} of every batch English and {d1}/{d0 + d1} German. "
+           "Validation loss on 350 English blocks (50 per domain) and 350 German blocks.", ""]
     rows = []
 
     def variant_rows(rs, label):
