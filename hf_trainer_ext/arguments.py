@@ -74,8 +74,17 @@ class CurriculumTrainingArguments(TrainingArguments):
 
             import yaml
 
-            text = Path(self.lr_schedule).read_text() if Path(self.lr_schedule).is_file() else self.lr_schedule
-            self.lr_schedule = yaml.safe_load(text) if not text.lstrip().startswith("{") else json.loads(text)
+            text = self.lr_schedule
+            if not text.lstrip().startswith("{"):  # not inline JSON (which can be too long for a file name): a
+                try:                                # file, else inline YAML
+                    is_file = Path(text).is_file()
+                except OSError:  # ENAMETOOLONG: inline YAML longer than a file name may be
+                    is_file = False
+                text = Path(text).read_text() if is_file else text
+            try:  # JSON first: YAML 1.1 reads 2e-3 as a string
+                self.lr_schedule = json.loads(text)
+            except json.JSONDecodeError:
+                self.lr_schedule = yaml.safe_load(text)
         if self.eval_tasks and not self.eval_tokenizer:
             raise ValueError("eval_tasks needs eval_tokenizer: the tokenizer the model was trained with (e.g. 'gpt2')")
         if self.curriculum is not None and not self.log_block_losses:

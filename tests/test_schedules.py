@@ -478,3 +478,24 @@ def test_plot_schedules_writes_png(tmp_path):
     out = plot_schedules(tmp_path / "fig" / "schedules.png", log_y=True)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_lr_schedule_argument_takes_long_inline_json_a_file_or_yaml(tmp_path):
+    """An offset-wrapped infinite schedule is > 255 characters of JSON: it must not be taken for a file name."""
+    import json
+
+    from hf_trainer_ext.arguments import CurriculumTrainingArguments
+
+    sched = {"type": "offset", "offset": 400, "schedule": {
+        "type": "infinite", "max_lr": 0.002, "constant_lr": 0.0006, "min_lr": 0.0002, "warmup_steps": 7,
+        "cooldown_steps": 200, "cooldown": "cosine", "anneal": "exponential", "anneal_steps": 100, "anneal_start": 600}}
+    text = json.dumps(sched)
+    assert len(text) > 255
+    args = CurriculumTrainingArguments(output_dir=str(tmp_path), lr_schedule=text, report_to="none")
+    assert args.lr_schedule == sched
+    (tmp_path / "s.yaml").write_text("type: constant\nmax_lr: 0.001\n")
+    args = CurriculumTrainingArguments(output_dir=str(tmp_path), lr_schedule=str(tmp_path / "s.yaml"), report_to="none")
+    assert args.lr_schedule == {"type": "constant", "max_lr": 0.001}
+    args = CurriculumTrainingArguments(output_dir=str(tmp_path), lr_schedule="{type: constant, max_lr: 0.001}",
+                                       report_to="none")
+    assert args.lr_schedule == {"type": "constant", "max_lr": 0.001}
