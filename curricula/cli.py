@@ -127,7 +127,7 @@ def cmd_pack(a: argparse.Namespace) -> None:
     from curricula.data.pack import PackConfig, pack_corpus
 
     config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc, num_threads=a.num_threads,
-                        max_blocks_per_domain=a.max_blocks_per_domain)
+                        max_blocks_per_domain=a.max_blocks_per_domain, cap=a.cap)
     meta = pack_corpus(Path(a.corpus), Path(a.out), config, domains=a.domains, splits=tuple(a.splits), force=a.force)
     print(packed_table(meta))
     print(f"\npacked blocks in {a.out}/<split> (datasets.load_from_disk); metadata in {a.out}/meta.json")
@@ -276,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--num-threads", type=int, default=os.cpu_count() or 1,
                     help="tokenizer threads per process (default: all cores, %(default)s)")
     pk.add_argument("--domains", nargs="+")
-    pk.add_argument("--max-blocks-per-domain", type=int, help="keep only each domain's first N blocks")
+    pk.add_argument("--max-blocks-per-domain", type=int, help="keep N blocks per domain (see --cap)")
+    pk.add_argument("--cap", choices=["first", "spread"], default="first",
+                    help="which N blocks: the domain's first ones (its first documents, often one source) or N "
+                         "evenly spaced over the whole domain (every source represented)")
     pk.add_argument("--splits", nargs="+", default=["train", "validation"])
     pk.add_argument("--force", action="store_true", help="re-pack even if OUT holds the same packing")
     pk.set_defaults(func=cmd_pack)

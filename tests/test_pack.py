@@ -219,3 +219,33 @@ def test_hf_tokenizer_folder_packs(corpus, tmp_path):
     assert meta["tokenizer"]["kind"] == "hf" and meta["tokenizer"]["vocab_size"] == 300
     ids = np.asarray(load_blocks(tmp_path / "p")["input_ids"])
     assert ids.max() < 300
+
+
+def test_cap_first_or_spread_over_the_whole_domain(corpus, packed, tmp_path):
+    """``first`` keeps a domain's first N blocks (its first documents, often one source); ``spread`` keeps N blocks
+    evenly spaced over the domain: the same token windows as the uncapped packing, at rows floor(i * full / N)."""
+    import numpy as np
+
+    full = load_blocks(packed, "train").with_format("numpy")
+    meta_full = read_meta(packed)
+    n = 10
+    out = {}
+    for cap in ("first", "spread"):
+        out[cap] = tmp_path / cap
+        pack_corpus(corpus, out[cap], PackConfig(block_size=64, max_blocks_per_domain=n, cap=cap))
+        assert read_meta(out[cap])["cap"] == cap
+    for cap, path in out.items():
+        blocks = load_blocks(path, "train").with_format("numpy")
+        for name, info in read_meta(path)["splits"]["train"]["domains"].items():
+            f = meta_full["splits"]["train"]["domains"][name]
+            rows = np.arange(n) if cap == "first" else np.floor(np.arange(n) * f["blocks"] / n).astype(int)
+            want = full["input_ids"][f["block_id_start"] + rows]
+            got = blocks["input_ids"][info["block_id_start"]: info["block_id_start"] + n]
+            np.testing.assert_array_equal(got, want)
+            if cap == "spread":  # reaches the domain's last tenth, where "first" stays at its start
+                assert rows[-1] >= 0.9 * f["blocks"] - 1
+    assert load_blocks(out["first"], "train")["input_ids"] != load_blocks(out["spread"], "train")["input_ids"]
+    pack_corpus(corpus, out["first"], PackConfig(block_size=64, max_blocks_per_domain=n, cap="spread"))  # not skipped
+    assert read_meta(out["first"])["cap"] == "spread"
+    with pytest.raises(PackError, match="cap='random'"):
+        PackConfig(cap="random")

@@ -43,6 +43,9 @@ class PackError(ValueError):
     """Bad packing input; the message names the problem and the fix."""
 
 
+CAPS = ("first", "spread")
+
+
 @dataclass(frozen=True)
 class PackConfig:
     tokenizer: str = "gpt2"
@@ -53,12 +56,17 @@ class PackConfig:
     blocks_per_batch: int = 2048
     # slicing blocks is cheap: fork workers for it only when there are this many blocks per process
     min_blocks_per_proc: int = 1_000_000
-    # keep only each domain's first N blocks (small, balanced runs); None keeps every block
+    # keep N blocks per domain (small, balanced runs); None keeps every block
     max_blocks_per_domain: int | None = None
+    # which N: "first" (the domain's first N blocks, i.e. its first documents: often only its first source) or
+    # "spread" (N blocks evenly spaced over the whole domain, so every source is represented)
+    cap: str = "first"
 
     def __post_init__(self):
         if not MIN_BLOCK <= self.block_size <= MAX_BLOCK:
             raise PackError(f"block_size={self.block_size} is outside [{MIN_BLOCK}, {MAX_BLOCK}]; pick e.g. 128 or 1024")
+        if self.cap not in CAPS:
+            raise PackError(f"cap={self.cap!r}: use one of {CAPS} (which max_blocks_per_domain blocks to keep)")
         if self.num_proc < 1 or self.num_threads < 1:
             raise PackError(f"num_proc={self.num_proc} and num_threads={self.num_threads} must be >= 1")
 
@@ -162,7 +170,8 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
     if np.any(order != np.arange(len(order))):
         ds = ds.select(order)
         dom = dom[order]
-    fp = _fingerprint(input_fingerprint, tok.identity.to_dict(), config.block_size, split, domains, config.max_blocks_per_domain)
+    fp = _fingerprint(input_fingerprint, tok.identity.to_dict(), config.block_size, split, domains, config.max_blocks_per_domain,
+                      *([config.cap] if config.cap != "first" else []))
     work = out_dir / ".work" / split
     if work.exists():
         shutil.rmtree(work)
@@ -197,7 +206,10 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
                 f"domain {name!r} has {b - a} tokens in the {split} split, fewer than block_size={config.block_size}, "
                 "so it would yield no block; lower --block-size or add documents to the domain"
             )
-        block_start.append(a + config.block_size * np.arange(n_blocks, dtype=np.int64))
+        picked = np.arange(n_blocks, dtype=np.int64)
+        if config.cap == "spread" and n_blocks < full_blocks:  # evenly spaced, distinct, in order
+            picked = np.floor(np.arange(n_blocks, dtype=np.float64) * full_blocks / n_blocks).astype(np.int64)
+        block_start.append(a + config.block_size * picked)
         block_domain.append(np.full(n_blocks, d, dtype=np.int32))
         per_domain[name] = {
             "domain_id": d,
@@ -276,13 +288,13 @@ def pack_corpus(
     meta_path = out_dir / META
     if meta_path.is_file() and not force:
         old = json.loads(meta_path.read_text())
-        if all(old.get(k) == v for k, v in wanted.items()) and all(s in old["splits"] or s in old["empty_splits"] for s in splits):
+        if old.get("cap", "first") == config.cap and all(old.get(k) == v for k, v in wanted.items()) and all(s in old["splits"] or s in old["empty_splits"] for s in splits):
             return old
     data = load_corpus(corpus_dir, domains)
     missing = [s for s in splits if s not in data]
     if missing and len(missing) == len(splits):
         raise PackError(f"{corpus_dir} has no documents in split(s) {missing}; rebuild it or pick --splits")
-    meta = {"format": FORMAT, **wanted, "splits": {}, "empty_splits": missing}
+    meta = {"format": FORMAT, **wanted, "cap": config.cap, "splits": {}, "empty_splits": missing}
     for split in (s for s in splits if s in data):
         meta["splits"][split] = pack_dataset(data[split], domains, config, out_dir, split, corpus_fp)
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
