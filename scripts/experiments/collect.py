@@ -10,6 +10,7 @@ result to ``docs/experiments`` (committed); with no runs (a fresh clone) it rebu
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def first_reach(steps: list[float], values: list[float], target: float) -> float
 def commands(results: list[dict]) -> str:
     seen = []
     for r in results:
-        c = r["command"].replace(str(ROOT) + "/", "")
+        c = re.sub(r"\S*/(scripts/experiments/)", r"\1", r["command"])  # relative to the repository
         if c not in seen:
             seen.append(c)
     return "```bash\n" + "\n".join(seen) + "\n```"
