@@ -403,7 +403,7 @@ def main() -> None:
         "**Data caveat.** The packings cap each domain at its *first* N blocks (`curricula pack --max-blocks-per-domain "
         "N`, `--cap first`, the only mode when these runs were made), which on this corpus is one source per domain "
         "(prose = Shakespeare, conversational = chitchat, reference = GCIDE, science = SciPy docs, technical = Python "
-        "docs), while validation samples every source. Absolute per-domain losses include that shift (it is why "
+        "docs), while validation samples every source. Absolute per-domain losses include that shift (likely part of why "
         "science is the worst domain everywhere); the methods are compared on identical data. `--cap spread` now "
         "keeps N blocks spread over every source.", "",
         lfr_section(), doremi_section(), continual_section()])
