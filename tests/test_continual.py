@@ -83,6 +83,21 @@ def test_union_reference_trains_from_scratch_on_every_stage_at_their_step_shares
     assert (tmp_path / "union.json").is_file() and (tmp_path / "union" / "model.safetensors").is_file()
 
 
+def test_one_infinite_schedule_runs_across_stages(two_stages, tmp_path):
+    """The recipe's ``infinite:`` schedule spans both stages (offset by the earlier stages' steps); its JSON is longer
+    than a file name may be, which once crashed argument parsing."""
+    infinite = {"constant_lr": 6e-4, "min_lr": 2e-4, "warmup_steps": 1, "cooldown_steps": 3, "cooldown": "cosine",
+                "anneal": "exponential", "anneal_steps": 2, "anneal_start": 6}
+    result = run_continual(recipe(two_stages, max_lr=2e-3, infinite=infinite), tmp_path)
+    second = result["last_stage_variants"][0]["schedule"]
+    assert second["type"] == "offset" and second["offset"] == 4 and second["schedule"]["anneal_start"] == 6
+    from curricula.curriculum.schedules import schedule_from_dict
+
+    sched = schedule_from_dict(second)
+    assert sched.lr(0) == pytest.approx(6e-4)  # global step 4: constant phase, no re-warm at the switch
+    assert sched.lr(3) == pytest.approx(6e-4 * (2e-4 / 6e-4) ** 0.5)  # global step 7: halfway through the anneal
+
+
 @pytest.mark.parametrize("replay", [-0.1, 1.0, 1.5])
 def test_replay_fraction_outside_range(replay):
     with pytest.raises(ContinualError, match=r"must be in \[0, 1\)"):
