@@ -87,7 +87,12 @@ def test_one_infinite_schedule_runs_across_stages(two_stages, tmp_path):
     """The recipe's ``infinite:`` schedule spans both stages (offset by the earlier stages' steps); its JSON is longer
     than a file name may be, which once crashed argument parsing."""
     infinite = {"constant_lr": 6e-4, "min_lr": 2e-4, "warmup_steps": 1, "cooldown_steps": 3, "cooldown": "cosine",
-                "anneal": "exponential", "anneal_steps": 2, "anneal_start": 6}
+                "anneal": "exponential", "anneal_steps": 2, "anneal_start": 6, "max_steps": 8}
+    import json
+
+    from hf_trainer_ext.continual import stage_schedule
+
+    assert len(json.dumps(stage_schedule(recipe(two_stages, infinite=infinite), 1))) > 255
     result = run_continual(recipe(two_stages, max_lr=2e-3, infinite=infinite), tmp_path)
     second = result["last_stage_variants"][0]["schedule"]
     assert second["type"] == "offset" and second["offset"] == 4 and second["schedule"]["anneal_start"] == 6
