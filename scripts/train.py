@@ -152,7 +152,8 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        import torch.distributed as dist
+        # main() has returned, so the trainer and its wrapped model are garbage: free them and the process group now,
+        # joining gloo's worker threads; left to the interpreter's exit, one can abort it (SIGABRT after a full run)
+        from hf_trainer_ext.distributed import shutdown_distributed
 
-        if dist.is_available() and dist.is_initialized():  # a live gloo group at exit can abort the process
-            dist.destroy_process_group()
+        shutdown_distributed()
