@@ -377,6 +377,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _end_distributed() -> None:
+    """After a multi-process command (``accelerate launch``), free the process group while the interpreter can still
+    join gloo's threads (see ``hf_trainer_ext.distributed``); commands that never started one import nothing."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        from hf_trainer_ext.distributed import shutdown_distributed
+
+        shutdown_distributed()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -384,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as err:
         print(f"curricula: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _end_distributed()
     return 0
 
 

@@ -50,13 +50,9 @@ tr.train()
     "global_step": tr.state.global_step,
 }))
 
-import torch.distributed as dist  # noqa: E402
+from hf_trainer_ext.distributed import shutdown_distributed  # noqa: E402
 
-if dist.is_initialized():  # a live gloo group at interpreter exit can abort the process ("terminate called ...")
-    dist.destroy_process_group()
-# Every result this script reports is written above. Some native thread (seen after checkpoint writes) can still
-# abort the interpreter's shutdown with SIGABRT ("terminate called without an active exception"), turning a finished
-# run into exit code -6 about once in ten runs; skip the native teardown. Open issue, see the closing note.
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(0)
+# the scripts' results are written; exit the way scripts/train.py does: drop the trainer, then free the process group
+# (joining gloo's threads) before interpreter shutdown, where a live gloo thread could abort the exit (SIGABRT)
+del tr, tap, orig, finish, training_step, finish_and_record, args
+shutdown_distributed()
