@@ -26,14 +26,21 @@ FIG = ROOT / "docs" / "figures"
 BEGIN, END = "<!-- experiments:begin (scripts/experiments/collect.py writes this part) -->", "<!-- experiments:end -->"
 
 
+SPREAD = RUNS.parent / "experiments-spread"  # the LFR check on `--cap spread` data (raw copies: lfr-spread/)
+
+
 def load(pattern: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(SOURCE.glob(pattern))]
+    root = SOURCE
+    if SOURCE == RUNS and pattern.startswith("lfr-spread/"):
+        root, pattern = SPREAD, "lfr/" + pattern[len("lfr-spread/"):]
+    return [json.loads(p.read_text()) for p in sorted(root.glob(pattern))]
 
 
 def save_raw() -> None:
     """Copy each run's result.json to docs/experiments/<experiment>/<run>/result.json."""
-    for path in sorted(RUNS.glob("*/*/result.json")):
-        target = RAW / path.relative_to(RUNS)
+    pairs = [(p, RAW / p.relative_to(RUNS)) for p in sorted(RUNS.glob("*/*/result.json"))]
+    pairs += [(p, RAW / "lfr-spread" / p.relative_to(SPREAD / "lfr")) for p in sorted(SPREAD.glob("lfr/*/result.json"))]
+    for path, target in pairs:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text())
 
@@ -111,15 +118,16 @@ def band(ax, curves: list[tuple[list, list]], label: str, color: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def lfr_section() -> str:
-    lfr, rnd = load("lfr/lfr-seed*/result.json"), load("lfr/random-seed*/result.json")
+def lfr_section(folder: str = "lfr", title: str = "LFR vs random sampling at equal tokens",
+                fig_name: str = "exp_lfr_vs_random.png", data: str = "512 per domain: its first blocks") -> str:
+    lfr, rnd = load(f"{folder}/lfr-seed*/result.json"), load(f"{folder}/random-seed*/result.json")
     if not lfr or not rnd:
-        return "### LFR vs random sampling\n\nNot run yet (`python scripts/experiments/run_all.py --only lfr`).\n"
+        return f"### {title}\n\nNot run yet (`python scripts/experiments/run_all.py --only {folder}`).\n"
     names = lfr[0]["domain_names"]
     tps = lfr[0]["tokens_per_step"]
-    out = ["### LFR vs random sampling at equal tokens",
-           f"{len(lfr)} LFR and {len(rnd)} random seeds; {lfr[0]['n_blocks']:,} blocks of 128 tokens (512 per "
-           f"domain), {lfr[0]['steps']} steps of {tps:,} tokens ({lfr[0]['steps'] * tps / 1e6:.2f} M tokens) for "
+    out = [f"### {title}",
+           f"{len(lfr)} LFR and {len(rnd)} random seeds; {lfr[0]['n_blocks']:,} blocks of 128 tokens ({data}), "
+           f"{lfr[0]['steps']} steps of {tps:,} tokens ({lfr[0]['steps'] * tps / 1e6:.2f} M tokens) for "
            f"both; the LFR plan is `lfr` with reps={lfr[0]['reps']} (learn 1 epoch, focus on the hardest 50 %, "
            "review, focus on the hardest 30 % twice: 3.1 epochs-equivalent); random = shuffled epochs for the "
            "same steps. Validation: 350 blocks, 50 per domain; loss = mean token loss (nats).", ""]
@@ -194,7 +202,7 @@ def lfr_section() -> str:
         ax2.legend()
         ax2.grid(alpha=0.3, axis="y")
 
-    fig = figure(FIG / "exp_lfr_vs_random.png", draw, (11, 4))
+    fig = figure(FIG / fig_name, draw, (11, 4))
     out += [f"![LFR vs random]({fig})", "", commands(lfr + rnd), ""]
     return "\n".join(out)
 
@@ -374,7 +382,7 @@ def continual_section() -> str:
 
 
 def hardware_line() -> str:
-    rs = load("*/*/result.json")
+    rs = load("*/*/result.json") + (load("lfr-spread/*/result.json") if SOURCE == RUNS else [])
     if not rs:
         return ""
     h = rs[0]["hardware"]
@@ -391,7 +399,19 @@ def main() -> None:
         save_raw()
     else:  # a fresh clone: rebuild the tables from the committed copies
         SOURCE = RAW
-    body = "\n".join([
+    block = f"{BEGIN}\n{page_part()}\n{END}"
+    text = DOC.read_text() if DOC.is_file() else "# Results\n"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+    print(f"updated {DOC}")
+
+
+def page_part() -> str:
+    """The generated part of docs/results.md (between the markers)."""
+    return "\n".join([
         "## Evidence: the three methods vs their baselines (3 seeds)", "",
         "Produced by `python scripts/experiments/prepare.py && python scripts/experiments/run_all.py` (which ends "
         "with `python scripts/experiments/collect.py`); each run's `runs/experiments/**/result.json` holds its exact "
@@ -406,15 +426,9 @@ def main() -> None:
         "docs), while validation samples every source. Absolute per-domain losses include that shift (likely part of why "
         "science is the worst domain everywhere); the methods are compared on identical data. `--cap spread` now "
         "keeps N blocks spread over every source.", "",
-        lfr_section(), doremi_section(), continual_section()])
-    text = DOC.read_text() if DOC.is_file() else "# Results\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
-    print(f"updated {DOC}")
+        lfr_section(), doremi_section(), continual_section(),
+        lfr_section("lfr-spread", "Check: LFR vs random on blocks from every source (`--cap spread`)",
+                    "exp_lfr_vs_random_spread.png", "512 per domain, evenly spaced over all of it")])
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "exp"
 RUNS = ROOT / "runs" / "experiments"
 TOKENIZER = DATA / "bpe8k"
-PACKED = {  # name -> (corpus, max blocks per domain)
-    "en-cap512": ("data/corpus/en", 512),  # LFR vs random: 3,584 blocks seen ~3 times
-    "en-cap2000": ("data/corpus/en", 2000),  # DoReMi and continual D0: 14,000 blocks
-    "de-cap5000": ("data/corpus/de", 5000),  # continual D1
+PACKED = {  # name -> (corpus, max blocks per domain, which blocks: curricula pack --cap)
+    "en-cap512": ("data/corpus/en", 512, "first"),  # LFR vs random: 3,584 blocks seen ~3 times
+    "en-cap2000": ("data/corpus/en", 2000, "first"),  # DoReMi and continual D0: 14,000 blocks
+    "de-cap5000": ("data/corpus/de", 5000, "first"),  # continual D1
+    "en-cap512-spread": ("data/corpus/en", 512, "spread"),  # the LFR check on blocks from every source
 }
 MODEL = {"n_layer": 2, "n_embd": 128, "n_head": 4}
 BATCH = 16

@@ -30,9 +30,9 @@ def main() -> None:
     if not (TOKENIZER / "tokenizer.json").is_file():  # the first 20k training documents of each language
         run(["tokenizer", "train", "data/corpus/en", "data/corpus/de", "--out", str(TOKENIZER),
              "--vocab-size", "8192", "--max-documents", "20000"])
-    for name, (corpus, cap) in PACKED.items():  # skipped when the folder holds the same packing
+    for name, (corpus, n, cap) in PACKED.items():  # skipped when the folder holds the same packing
         run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(TOKENIZER), "--block-size",
-             str(BLOCK), "--max-blocks-per-domain", str(cap)])
+             str(BLOCK), "--max-blocks-per-domain", str(n), "--cap", cap])
     print(f"experiment data in {DATA}")
 
 

@@ -2,7 +2,7 @@
 collect them into docs/results.md.
 
     python scripts/experiments/prepare.py            # once: tokenizer + packed data (~2 min)
-    python scripts/experiments/run_all.py            # ~75 min on 2 cores
+    python scripts/experiments/run_all.py            # ~95 min on 2 cores
     python scripts/experiments/collect.py            # tables and plots (run_all does this at the end)
 
 Each run logs to ``runs/experiments/logs/<job>.log``; a crashed run leaves no result and is redone by the next call.
@@ -41,6 +41,10 @@ def jobs(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
             (f"continual-union-seed{s}", ["continual_en_de.py", "--variant", "union", "--seed", str(s)],
              RUNS / "continual" / f"union-seed{s}"),
         ]
+        spread = RUNS.parent / "experiments-spread" / "lfr"  # the check on blocks from every source
+        out += [(f"lfr-spread-{v}-seed{s}", ["lfr_vs_random.py", "--variant", v, "--seed", str(s), "--packed",
+                                             "en-cap512-spread", "--out", str(spread)], spread / f"{v}-seed{s}")
+                for v in ("lfr", "random")]
     return [(n, argv, d / "result.json") for n, argv, d in out]
 
 
