@@ -202,15 +202,20 @@ def _run_stage(recipe, data, index, model, optimizer_state, seen, out: Path, rep
                      "curve": curve, "schedule": stage_schedule(recipe, index)}, own_seen
 
 
+def _first_model(recipe: ContinualRecipe, data: list[dict]):
+    """The model the first stage (or the union run) starts from: the recipe's folder, its tokenizer checked against
+    the data, or a new GPT-2 initialised from the run's seed."""
+    from hf_trainer_ext.reference import model_for_data
+
+    return model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=int(recipe.training.get("seed", 0)),
+                          **recipe.model)
+
+
 def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     """All stages in order; variants of the last stage branch from the same state. Writes ``OUT/continual.json``."""
     out_dir = Path(out_dir)
     data = _load_stages(recipe)
-    from hf_trainer_ext.reference import model_for_data
-
-    # a given model's tokenizer is checked against the data
-    model = model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=int(recipe.training.get("seed", 0)),
-                           **recipe.model)
+    model = _first_model(recipe, data)
     seen: list[np.ndarray | None] = [None] * len(recipe.stages)
     results, opt_state = [], None
     last = len(recipe.stages) - 1
@@ -244,8 +249,6 @@ def run_union(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     run, all at once), one warmup + cosine schedule. Writes ``OUT/union.json``."""
     from dataclasses import replace
 
-    from hf_trainer_ext.reference import model_for_data
-
     total = sum(s.steps for s in recipe.stages)
     last = recipe.stages[-1]
     earlier = 1.0 - last.steps / total  # share of every batch from the earlier stages' data
@@ -253,8 +256,7 @@ def run_union(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
         *recipe.stages[:-1], replace(last, name="union", steps=total, replay=earlier, replay_seen_only=False,
                                      schedule=None)])
     data = _load_stages(recipe)
-    model = model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=int(recipe.training.get("seed", 0)),
-                           **recipe.model)
+    model = _first_model(recipe, data)
     seen: list[np.ndarray | None] = [None] * len(recipe.stages)
     out_dir = Path(out_dir)
     trainer, res, _ = _run_stage(union, data, len(recipe.stages) - 1, model, None, seen, out_dir / "union", earlier)

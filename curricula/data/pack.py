@@ -282,19 +282,20 @@ def pack_corpus(
         "tokenizer_spec": config.tokenizer,
         "block_size": config.block_size,
         "max_blocks_per_domain": config.max_blocks_per_domain,
+        "cap": config.cap,
         "corpus_manifest_sha256": corpus_fp,
         "domain_names": domains,
     }
     meta_path = out_dir / META
     if meta_path.is_file() and not force:
-        old = json.loads(meta_path.read_text())
-        if old.get("cap", "first") == config.cap and all(old.get(k) == v for k, v in wanted.items()) and all(s in old["splits"] or s in old["empty_splits"] for s in splits):
+        old = {"cap": "first", **json.loads(meta_path.read_text())}  # packings from before --cap kept the first blocks
+        if all(old.get(k) == v for k, v in wanted.items()) and all(s in old["splits"] or s in old["empty_splits"] for s in splits):
             return old
     data = load_corpus(corpus_dir, domains)
     missing = [s for s in splits if s not in data]
     if missing and len(missing) == len(splits):
         raise PackError(f"{corpus_dir} has no documents in split(s) {missing}; rebuild it or pick --splits")
-    meta = {"format": FORMAT, **wanted, "cap": config.cap, "splits": {}, "empty_splits": missing}
+    meta = {"format": FORMAT, **wanted, "splits": {}, "empty_splits": missing}
     for split in (s for s in splits if s in data):
         meta["splits"][split] = pack_dataset(data[split], domains, config, out_dir, split, corpus_fp)
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
