@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from curricula.errors import CurriculaError
 from hf_trainer_ext.trainer import CurriculumTrainer
 
 
-class ContinualError(ValueError):
+class ContinualError(CurriculaError):
     """A continual recipe that cannot run; the message says how to fix it."""
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from curricula.errors import CurriculaError
 
 COLUMNS = ("input_ids", "block_id", "domain_id")
 
 
-class CurriculumDataError(ValueError):
+class CurriculumDataError(CurriculaError):
     """Training data a curriculum cannot use; the message says how to fix it."""
 
 

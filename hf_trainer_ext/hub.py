@@ -25,6 +25,7 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+from curricula.errors import CurriculaError
 
 TABLE_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_COMMIT_MESSAGE = "Upload curricula run"
@@ -55,7 +56,7 @@ A causal language model pretrained with `curricula`, method `{{method}}`.
 """
 
 
-class HubPushError(ValueError):
+class HubPushError(CurriculaError):
     """Bad input for ``push_run`` (no repo id / token, not a run folder, ...)."""
 
 

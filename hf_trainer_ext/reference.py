@@ -16,13 +16,14 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
+from curricula.errors import CurriculaError
 from hf_trainer_ext.losses import causal_lm_token_losses
 
 LOSSES_FILE = "reference_losses.arrow"
 META_FILE = "reference.json"
 
 
-class ReferenceError(ValueError):
+class ReferenceError(CurriculaError):
     """Reference losses that do not fit the data; the message says how to fix it."""
 
 

@@ -30,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from curricula.errors import CurriculaError
 from curricula.curriculum.mixing import MixingError, check_weights
 
 STATE_FORMAT = "curricula-doremi-state/1"
 WEIGHTS_FORMAT = "curricula-domain-weights/1"
 
 
-class DoReMiError(ValueError):
+class DoReMiError(CurriculaError):
     """Invalid DoReMi input, state or weights file; the message names the problem and the fix."""
 
 

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+from curricula.errors import CurriculaError
 
 FORMAT = "curricula-mixer/1"
 SHUFFLE_KEY = 1_000_003  # second seed word of the within-batch shuffle (the per-domain streams use the domain index)
@@ -64,7 +65,7 @@ UNIT = 1 << UNIT_BITS  # quotas and residuals are integers in units of 1/UNIT of
 WEIGHT_TOLERANCE = 1e-6
 
 
-class MixingError(ValueError):
+class MixingError(CurriculaError):
     """Invalid mixing weights, pools or state; the message names the problem and the fix."""
 
 

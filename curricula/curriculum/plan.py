@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
+from curricula.errors import CurriculaError
 
 PhaseKind = Literal["learn", "focus", "review"]
 KINDS: tuple[str, ...] = ("learn", "focus", "review")
@@ -38,7 +39,7 @@ _WHOLE = re.compile(r"^\{(\w+)\}$")
 _ANY = re.compile(r"\{(\w+)\}")
 
 
-class PlanError(ValueError):
+class PlanError(CurriculaError):
     """Bad plan input; the message names the problem and the fix."""
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+from curricula.errors import CurriculaError
 
 COOLDOWNS: tuple[str, ...] = ("cosine", "inv_sqrt")
 ANNEALS: tuple[str, ...] = ("exponential", "linear")
@@ -39,7 +40,7 @@ DEFAULT_WARMUP_FRACTION = 0.01  # warmup_steps = ceil(1% of total_steps) unless 
 DEFAULT_MIN_LR_RATIO = 0.1  # min_lr = 0.1 * max_lr unless given
 
 
-class ScheduleError(ValueError):
+class ScheduleError(CurriculaError):
     """Bad schedule input; the message names the problem and the fix."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from curricula.errors import CurriculaError
 
 COLUMNS = ("text", "domain", "source", "doc_id")
 SPLITS = ("train", "validation")
@@ -37,7 +38,7 @@ SAMPLE_DIR = "sample"  # curricula/data/sample/<domain>.jsonl.gz
 SCHEMA = pa.schema([(c, pa.string()) for c in COLUMNS])
 
 
-class CorpusError(ValueError):
+class CorpusError(CurriculaError):
     """Bad corpus input; the message names the problem and the fix."""
 
 

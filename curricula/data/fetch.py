@@ -20,6 +20,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from curricula.errors import CurriculaError
 from typing import Callable
 
 __all__ = [
@@ -42,11 +43,11 @@ TOOL_PACKAGES = {
 }
 
 
-class PackageFetchError(RuntimeError):
+class PackageFetchError(CurriculaError, RuntimeError):
     """A package could not be downloaded or unpacked."""
 
 
-class MissingToolError(RuntimeError):
+class MissingToolError(CurriculaError, RuntimeError):
     """An external program the corpus build needs is not installed."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curricula.errors import CurriculaError
 from curricula.data.corpus import SPLITS, load_corpus, read_manifest
 from curricula.data.tokenizers import load_tokenizer
 
@@ -39,7 +40,7 @@ META = "meta.json"
 MIN_BLOCK, MAX_BLOCK = 64, 2048
 
 
-class PackError(ValueError):
+class PackError(CurriculaError):
     """Bad packing input; the message names the problem and the fix."""
 
 

@@ -20,12 +20,13 @@ from typing import Protocol
 from unittest import mock
 
 import numpy as np
+from curricula.errors import CurriculaError
 
 GPT2_ALIASES = ("gpt2", "r50k_base")
 EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "<|im_end|>")
 
 
-class TokenizerError(ValueError):
+class TokenizerError(CurriculaError):
     """A tokenizer spec that cannot be resolved; the message says what to pass instead."""
 
 

@@ -19,6 +19,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Union
+from curricula.errors import CurriculaError
 
 MULTIPLE_CHOICE = "multiple_choice"
 CLOZE = "cloze"
@@ -30,11 +31,11 @@ _FIELDS = {
 }
 
 
-class TaskFormatError(ValueError):
+class TaskFormatError(CurriculaError):
     """A task file that cannot be used; the message says where (``file:line``) and why."""
 
 
-class UnknownTaskError(KeyError):
+class UnknownTaskError(CurriculaError, KeyError):
     """:func:`get_task` was given a name that is not in :data:`TASKS`."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
