@@ -174,18 +174,17 @@ def main() -> None:
     # LFR: a random subset of blocks, renumbered 0..N-1, just long enough for warm-up + steps (+1 per boundary)
     lfr_ds, lfr_steps = None, 0
     if args.lfr:
-        from curricula.curriculum.index_table import IndexTable
-        from curricula.curriculum.state import CurriculumState
-        from hf_trainer_ext.trainer import load_plan
+        from curricula.methods import DataInfo, LFRConfig, RunInfo
+        from curricula.recipes import load_recipe
 
-        plan = load_plan("lfr")
+        config: LFRConfig = load_recipe("lfr")
         dom = np.asarray(blocks.with_format("numpy")["domain_id"])
         rng = np.random.default_rng(args.seed)
         want = args.warmup + args.steps
         n = args.batch
         while True:
             pick = np.sort(rng.permutation(len(blocks))[:n])
-            state = CurriculumState(plan, IndexTable.new(dom[pick]), args.seed, args.batch)
+            state = config.build(DataInfo(dom[pick], domain_names), RunInfo(args.batch, None, args.seed))
             n_boundaries = len(state.epochs) - 1
             if state.total_steps >= want + n_boundaries or n >= len(blocks):
                 break
@@ -259,14 +258,14 @@ def main() -> None:
         trainer.remove_callback(PrinterCallback)  # disable_tqdm prints every log line; keep the output a table
         boundary = []
         if kind == "lfr":
-            inner = trainer.finish_plan_epoch
+            inner = trainer.finish_epoch
 
             def timed_boundary():
                 t = time.perf_counter()
                 inner()
                 boundary.append(time.perf_counter() - t)
 
-            trainer.finish_plan_epoch = timed_boundary
+            trainer.finish_epoch = timed_boundary
         t0 = time.perf_counter()
         out = trainer.train()
         wall = time.perf_counter() - t0

@@ -147,7 +147,8 @@ def cmd_analyze(a: argparse.Namespace) -> None:
 
 
 def cmd_doremi(a: argparse.Namespace) -> None:
-    from hf_trainer_ext.doremi import DoReMiRecipe, run_doremi
+    from curricula.pipelines import DoReMiRecipe
+    from hf_trainer_ext.pipelines.doremi import run_doremi
 
     recipe = DoReMiRecipe.from_yaml(a.recipe, rounds=a.rounds, reference=a.reference)
     result = run_doremi(recipe, Path(a.packed), Path(a.out))
@@ -162,7 +163,8 @@ def cmd_doremi(a: argparse.Namespace) -> None:
 
 
 def cmd_continual(a: argparse.Namespace) -> None:
-    from hf_trainer_ext.continual import ContinualRecipe, run_continual
+    from curricula.pipelines import ContinualRecipe
+    from hf_trainer_ext.pipelines.continual import run_continual
 
     result = run_continual(ContinualRecipe.from_yaml(a.recipe), Path(a.out))
     rows = []
@@ -355,7 +357,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     errors = [CorpusError, PackError, TokenizerError, PackageFetchError, MissingToolError, FileNotFoundError,
               MixingError, PlanError, ScheduleError]
     try:  # the HF glue's errors, when it is installed
-        from hf_trainer_ext.continual import ContinualError
+        from curricula.pipelines import ContinualError
         from hf_trainer_ext.data import CurriculumDataError
         from hf_trainer_ext.reference import ReferenceError
 

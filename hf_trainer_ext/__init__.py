@@ -1,7 +1,7 @@
-"""Hugging Face glue: the curriculum trainer, its arguments, callbacks, sampler and data collation."""
+"""Hugging Face glue: the curriculum trainer, its arguments, the callback, the sampler and data collation."""
 
 from hf_trainer_ext.arguments import CurriculumTrainingArguments
-from hf_trainer_ext.callbacks import CurriculumCallback, PerplexityLoggerCallback
+from hf_trainer_ext.callbacks import CurriculumCallback
 from hf_trainer_ext.data import BlockCollator, BlockDataset, CurriculumDataError
 from hf_trainer_ext.sampler import CurriculumSampler
 from hf_trainer_ext.trainer import CurriculumTrainer
@@ -14,5 +14,4 @@ __all__ = [
     "CurriculumSampler",
     "CurriculumTrainer",
     "CurriculumTrainingArguments",
-    "PerplexityLoggerCallback",
 ]

@@ -1,35 +1,47 @@
-"""``CurriculumTrainingArguments``: ``TrainingArguments`` plus the curriculum."""
+"""``CurriculumTrainingArguments``: ``TrainingArguments`` plus the curriculum, resolved and checked when built.
+
+Every curriculum argument is parsed once, here (``__post_init__``), before any data is touched: a recipe name or
+file becomes its method's config, JSON/YAML strings become values, conflicts and ignored arguments are errors that
+name the flag. Typed values are accepted as well as strings (a ``MethodConfig``, a list or mapping of weights, a
+schedule dict or ``Schedule``); the resolved method config is ``args.curriculum_config``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import TrainingArguments
+
+from curricula.errors import ConfigError
 
 
 @dataclass
 class CurriculumTrainingArguments(TrainingArguments):
     curriculum: str | None = field(
         default=None,
-        metadata={"help": "A plan: a bundled recipe name (e.g. 'lfr', 'lfr_reps5') or a plan YAML path. "
-                          "None trains exactly like Trainer."},
+        metadata={"help": "The method: a bundled recipe name (lfr, lfr_reps5, ...), a recipe YAML path, or inline "
+                          "YAML/JSON with a `method:` key (a plan with `phases:` is LFR). Default: none (trains "
+                          "exactly like Trainer, still logging per-block losses and per-domain perplexity)."},
     )
-    curriculum_params: dict | str | None = field(
-        default=None, metadata={"help": "Plan parameters, e.g. {'reps': 5} (JSON string on the command line)."}
+    curriculum_params: str | None = field(
+        default=None,
+        metadata={"help": "Recipe parameters as a JSON or YAML mapping, e.g. '{\"reps\": 5}' or '{reps: 5}' (an LFR "
+                          "plan's params; another method's keys)."},
     )
-    curriculum_seed: int | None = field(
-        default=None, metadata={"help": "Seed of the block order (default: seed)."}
-    )
+    curriculum_seed: int | None = field(default=None, metadata={"help": "Seed of the block order (default: seed)."})
     domain_weights: str | None = field(
         default=None,
-        metadata={"help": "Sample every global batch from the domains in these proportions (exact counts): a JSON "
-                          "list in domain-id order, a JSON object {domain: weight}, a weights JSON file "
-                          "(e.g. DoReMi's domain_weights.json), or 'uniform'. Needs max_steps."},
+        metadata={"help": "Domain mixture weights: 'uniform', 'token_proportional', a JSON list in domain-id order, a "
+                          "JSON object {domain: weight}, or a weights JSON file (e.g. DoReMi's domain_weights.json). "
+                          "Alone: every global batch drawn in these proportions (needs max_steps); with an LFR "
+                          "curriculum: the plan runs over this mixture; group_dro: its sampling weights; "
+                          "doremi_online: its initial weights."},
     )
     lr_schedule: str | None = field(
         default=None,
-        metadata={"help": "A curricula LR schedule (curricula.curriculum.schedules) as JSON or a YAML/JSON file, e.g. "
-                          "'{\"type\": \"infinite\", \"constant_lr\": 3e-4, ...}'; replaces lr_scheduler_type. "
+        metadata={"help": "A curricula LR schedule (curricula.curriculum.schedules) as JSON/YAML or a YAML/JSON file, "
+                          "e.g. '{\"type\": \"infinite\", \"constant_lr\": 3e-4, ...}'; replaces lr_scheduler_type. "
                           "max_lr and total_steps default to learning_rate and the run's steps."},
     )
     anneal_at: int | None = field(
@@ -50,42 +62,126 @@ class CurriculumTrainingArguments(TrainingArguments):
         metadata={"help": "Record every trained block's loss from the training forward pass (the curriculum log) "
                           "and report per-domain training perplexity."},
     )
+    reference_losses: str | None = field(
+        default=None,
+        metadata={"help": "Cached reference losses (a folder written by score_reference / curricula doremi) for "
+                          "methods that need a reference: group_dro, doremi_online."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
-        if isinstance(self.curriculum_params, str):
-            import json
-
-            self.curriculum_params = json.loads(self.curriculum_params) if self.curriculum_params else None
-        if self.curriculum is not None and self.max_steps > 0:
-            raise ValueError(
-                f"max_steps={self.max_steps} conflicts with curriculum={self.curriculum!r}: a curriculum's length is "
-                "its plan (epochs per phase); leave max_steps unset"
-            )
-        if self.curriculum is not None and self.domain_weights is not None:
-            raise ValueError(
-                "curriculum and domain_weights are two ways of choosing the data; use one of them per run"
-            )
-        if self.domain_weights is not None and self.max_steps <= 0:
-            raise ValueError("a weighted domain mixture has no natural epoch: set max_steps (the number of optimizer steps)")
-        if isinstance(self.lr_schedule, str) and self.lr_schedule:
-            import json
-            from pathlib import Path
-
-            import yaml
-
-            text = self.lr_schedule
-            if not text.lstrip().startswith("{"):  # not inline JSON (which can be too long for a file name): a
-                try:                                # file, else inline YAML
-                    is_file = Path(text).is_file()
-                except OSError:  # ENAMETOOLONG: inline YAML longer than a file name may be
-                    is_file = False
-                text = Path(text).read_text() if is_file else text
-            try:  # JSON first: YAML 1.1 reads 2e-3 as a string
-                self.lr_schedule = json.loads(text)
-            except json.JSONDecodeError:
-                self.lr_schedule = yaml.safe_load(text)
+        self.curriculum_config = resolve_curriculum(self)
+        if self.lr_schedule is not None:
+            self.lr_schedule = parse_schedule(self.lr_schedule)
         if self.eval_tasks and not self.eval_tokenizer:
-            raise ValueError("eval_tasks needs eval_tokenizer: the tokenizer the model was trained with (e.g. 'gpt2')")
-        if self.curriculum is not None and not self.log_block_losses:
-            raise ValueError("a curriculum needs the block losses: keep log_block_losses=True")
+            raise ConfigError("eval_tasks needs eval_tokenizer: the tokenizer the model was trained with (e.g. 'gpt2')")
+        if self.curriculum_config is not None and not self.log_block_losses:
+            raise ConfigError("a curriculum needs the block losses: keep log_block_losses=True")
+
+    @property
+    def block_order_seed(self) -> int:
+        return self.curriculum_seed if self.curriculum_seed is not None else self.seed
+
+
+def parse_mapping(value: Any, flag: str) -> dict | None:
+    """A JSON or YAML mapping given on the command line (or a dict already)."""
+    if value is None or isinstance(value, dict):
+        return value
+    import json
+
+    import yaml
+
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            out = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--{flag} {value!r} is neither JSON nor YAML ({str(err).splitlines()[0]}); give a "
+                              "mapping such as '{\"reps\": 5}'") from None
+    if not isinstance(out, dict):
+        raise ConfigError(f"--{flag} {value!r} must be a mapping such as '{{\"reps\": 5}}', got {type(out).__name__}")
+    return out
+
+
+def parse_schedule(value: Any) -> dict:
+    """--lr_schedule: a dict, a ``Schedule``, JSON, YAML, or a YAML/JSON file; always a dict afterwards."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from curricula.curriculum.schedules import Schedule
+
+    if isinstance(value, Schedule):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return value
+    text = str(value)
+    if not text.lstrip().startswith("{"):  # not inline JSON (which can be longer than a file name may be)
+        try:
+            is_file = Path(text).is_file()
+        except OSError:  # ENAMETOOLONG: inline YAML longer than a file name
+            is_file = False
+        text = Path(text).read_text() if is_file else text
+    try:  # JSON first: YAML 1.1 reads 2e-3 as a string
+        out = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            out = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--lr_schedule is neither a file, JSON nor YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(out, dict):
+        raise ConfigError(f"--lr_schedule must be a mapping with a 'type' (e.g. warmup_cosine, infinite), got {out!r}")
+    return out
+
+
+def resolve_curriculum(args: CurriculumTrainingArguments):
+    """The method config of ``args.curriculum`` (+ params) and ``args.domain_weights``, or None."""
+    from curricula.methods import MethodConfig, MixtureConfig
+    from curricula.methods.mixture import parse_weights_arg
+    from curricula.recipes import is_pipeline, load_recipe
+
+    params = parse_mapping(args.curriculum_params, "curriculum_params")
+    args.curriculum_params = params
+    weights = parse_weights_arg(args.domain_weights, "domain_weights")
+    spec = args.curriculum
+    if spec is None:
+        if params:
+            raise ConfigError("--curriculum_params is given without --curriculum: it would be ignored; name the "
+                              "recipe (e.g. --curriculum lfr) or drop the parameters")
+        config = MixtureConfig(weights=weights) if weights is not None else None
+    else:
+        config = spec if isinstance(spec, MethodConfig) else load_recipe(spec, **(params or {}))
+        if is_pipeline(config):
+            raise ConfigError(
+                f"--curriculum {spec!r} is a {type(config).__name__.removesuffix('Recipe').lower()} pipeline recipe "
+                "(several training runs), not a method of one run; run it with `curricula "
+                f"{type(config).__name__.removesuffix('Recipe').lower()} --recipe {spec}`")
+        if isinstance(spec, MethodConfig) and params:
+            raise ConfigError("--curriculum_params cannot change a curriculum given as a config object; set its "
+                              "fields instead")
+        if weights is not None:
+            config = config.with_domain_weights(weights)
+        if not isinstance(spec, str):  # keep the arguments serialisable (training_args.bin, to_dict)
+            import json
+
+            args.curriculum = json.dumps(config.to_dict())
+    if config is None:
+        return None
+    if config.sets_steps and args.max_steps > 0:
+        raise ConfigError(
+            f"max_steps={args.max_steps} conflicts with curriculum={config.method!r}: a plan's length is its epochs "
+            "(the trainer sets max_steps to the plan's real steps); leave max_steps unset"
+        )
+    if not config.sets_steps and args.max_steps <= 0:
+        what = "a weighted domain mixture" if config.method == "mixture" else f"method {config.method!r}"
+        raise ConfigError(f"{what} has no natural epoch: set max_steps (the number of optimizer steps)")
+    if weights is not None and not isinstance(args.domain_weights, str):
+        import json
+
+        args.domain_weights = json.dumps(weights if not hasattr(weights, "tolist") else weights.tolist())
+    return config

@@ -1,46 +1,92 @@
-"""Packed blocks as training rows: ``block_id``/``domain_id`` ride along with ``input_ids`` through the collator.
+"""Packed blocks as training rows: ``block_id``/``domain_id`` ride along with the model inputs through the collator.
 
-Sampler slots ``>= n_blocks`` are padding (see ``curricula.curriculum.state``): they load block ``slot - n_blocks``
-and get ``labels = -100`` and ``block_id = -1``, so they add nothing to the loss, to ``num_items_in_batch`` or to the
-curriculum log.
+Sampler slots ``>= n_blocks`` are padding (see ``curricula.methods.lfr``): they load block ``slot - n_blocks`` and get
+``labels = -100`` and ``block_id = -1``, so they add nothing to the loss, to ``num_items_in_batch`` or to the log.
+
+Any collator works: ``BlockCollator(inner=user_collator)`` sets the block columns aside, calls the user's collator
+on the rest of each row (``input_ids`` and any other model input the dataset has, e.g. ``attention_mask`` or
+``labels``), and puts the block columns back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from curricula.data.packed import per_domain_subset  # noqa: F401  (re-exported: evaluation subsets)
 from curricula.errors import CurriculaError
 
-COLUMNS = ("input_ids", "block_id", "domain_id")
+BLOCK_COLUMNS = ("block_id", "domain_id")
+COLUMNS = ("input_ids", *BLOCK_COLUMNS)
 
 
 class CurriculumDataError(CurriculaError):
     """Training data a curriculum cannot use; the message says how to fix it."""
 
 
-def check_block_dataset(ds) -> None:
+def check_block_dataset(ds, what: str = "a curriculum") -> None:
+    """What a curriculum needs: a map-style dataset of fixed-length blocks with dense integer block ids in row order
+    and integer domain ids. Each failure names the fix (``curricula pack`` or ``pack_dataset`` for text)."""
+    if ds is not None and not hasattr(ds, "__len__"):
+        raise CurriculumDataError(
+            f"a curriculum orders the blocks of a map-style dataset, got a streaming {type(ds).__name__} (no length, no "
+            "random access); pack it first: `curricula pack` for a corpus on disk, or "
+            "curricula.data.pack.pack_dataset(dataset.take(n) materialised with Dataset.from_generator) in memory"
+        )
     cols = getattr(ds, "column_names", None)
     if cols is None:
         raise CurriculumDataError(
             f"a curriculum needs a datasets.Dataset of packed blocks, got {type(ds).__name__}; "
-            "pack your corpus with `curricula pack` and load it with curricula.data.pack.load_blocks"
+            "pack your corpus with `curricula pack` and load it with curricula.data.pack.load_blocks, or pack an "
+            "in-memory dataset with curricula.data.pack.pack_dataset"
         )
     missing = [c for c in COLUMNS if c not in cols]
     if missing:
         raise CurriculumDataError(
-            f"the training dataset has no {missing} column(s) (it has {cols}); a curriculum indexes blocks by "
-            "block_id and domain_id: pack the corpus with `curricula pack`, or add dense block_id 0..N-1 and domain_id"
+            f"{what} needs training data with block_id and domain_id: the training dataset has no {missing} "
+            f"column(s) (it has {cols}); a curriculum indexes blocks by "
+            "block_id and domain_id: pack the corpus with `curricula pack` or curricula.data.pack.pack_dataset, or add "
+            "dense block_id 0..N-1 and integer domain_id columns"
         )
+    features = getattr(ds, "features", None) or {}
+    dom_feature = features.get("domain_id")
+    if getattr(dom_feature, "dtype", None) in ("string", "large_string"):
+        sample = ds[:3]["domain_id"]
+        raise CurriculumDataError(
+            f"domain_id holds text ({sample!r}); a curriculum needs integer domain ids with names: "
+            "dataset = dataset.class_encode_column('domain_id') (the names then come from its ClassLabel), or pack "
+            "with curricula.data.pack.pack_dataset(..., domain_column=...)"
+        )
+    _check_fixed_length(ds)
     n = len(ds)
     ids = np.asarray(ds.with_format("numpy")["block_id"])
     if n and (ids[0] != 0 or np.any(np.diff(ids) != 1)):
         raise CurriculumDataError(
             f"block_id must be dense 0..{n - 1} in row order (found {ids[0]}..{ids[-1]}, not consecutive); do not "
-            "select or shuffle the "
-            "packed dataset before training: the curriculum chooses the blocks"
+            "select or shuffle the packed dataset before training: the curriculum chooses the blocks"
+        )
+
+
+def _check_fixed_length(ds) -> None:
+    data = getattr(ds, "data", None)  # the Arrow table of a datasets.Dataset
+    if data is None or "input_ids" not in data.column_names or len(ds) == 0:
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = data.column("input_ids")
+    if pa.types.is_fixed_size_list(col.type):
+        return
+    lengths = pc.list_value_length(col)
+    lo, hi = pc.min(lengths).as_py(), pc.max(lengths).as_py()
+    if lo != hi:
+        raise CurriculumDataError(
+            f"input_ids rows have different lengths ({lo} to {hi} tokens); a curriculum trains fixed-length blocks: "
+            "pack documents into blocks with curricula.data.pack.pack_dataset(dataset, block_size=..., "
+            "domain_column=...) or `curricula pack`"
         )
 
 
@@ -53,16 +99,21 @@ class BlockRows:
     domain_id: np.ndarray
     is_pad: np.ndarray
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # per-row arrays, e.g. cached reference losses
+    inputs: dict[str, list] = field(default_factory=dict)  # other model-input columns of the dataset, per row
 
 
 class BlockDataset(torch.utils.data.Dataset):
-    """A packed ``datasets.Dataset`` read a batch at a time (``__getitems__``) as numpy, with pad-slot decoding."""
+    """A packed ``datasets.Dataset`` read a batch at a time (``__getitems__``) as numpy, with pad-slot decoding.
+    ``inputs`` names further columns to pass to the collator (e.g. ``attention_mask``, ``labels``)."""
 
-    def __init__(self, ds, extras: dict | None = None):
-        check_block_dataset(ds)
+    def __init__(self, ds, extras: dict | None = None, inputs: Sequence[str] = (), checked: bool = False):
+        if not checked:
+            check_block_dataset(ds)
+        self.inputs = [c for c in inputs if c in ds.column_names and c not in COLUMNS]
         self.ds = ds.select_columns(list(COLUMNS)).with_format("numpy")
+        self.other = ds.select_columns(self.inputs) if self.inputs else None
         self.n = len(ds)
-        self.column_names = list(COLUMNS)
+        self.column_names = list(COLUMNS) + self.inputs
         self.extras = dict(extras or {})  # name -> object with take(rows) -> array, rows aligned with block_id
 
     def __len__(self) -> int:
@@ -75,7 +126,8 @@ class BlockDataset(torch.utils.data.Dataset):
         real = np.where(pad, slots - self.n, slots)
         rows = self.ds[real.tolist()]
         extra = {name: src.take(real) for name, src in self.extras.items()}
-        return [BlockRows(rows["input_ids"], rows["block_id"], rows["domain_id"], pad, extra)]
+        inputs = self.other[real.tolist()] if self.other is not None else {}
+        return [BlockRows(rows["input_ids"], rows["block_id"], rows["domain_id"], pad, extra, inputs)]
 
     def __getitem__(self, slot: int) -> dict:
         r = self.__getitems__([slot])[0]
@@ -83,42 +135,74 @@ class BlockDataset(torch.utils.data.Dataset):
 
 
 class BlockCollator:
-    """Batches of blocks → model inputs plus ``block_id``/``domain_id`` (removed again before the forward)."""
+    """Batches of blocks → model inputs plus ``block_id``/``domain_id`` (removed again before the forward).
+
+    With ``inner`` (the user's collator, e.g. ``default_data_collator`` or ``DataCollatorForLanguageModeling``), each
+    row is handed to it as a plain dict without the block columns; its output gets them back (labels of padding
+    slots are ignored; without labels in its output, labels are the input ids)."""
+
+    def __init__(self, inner: Callable | None = None):
+        self.inner = inner
 
     def __call__(self, features) -> dict[str, torch.Tensor]:
-        extra = {}
+        extra, inputs = {}, {}
         if len(features) == 1 and isinstance(features[0], BlockRows):  # a batch from BlockDataset.__getitems__
             r = features[0]
             ids, block_id, domain_id, pad = r.input_ids, r.block_id.astype(np.int64), r.domain_id.astype(np.int64), r.is_pad
             extra = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in r.extra.items()}
+            inputs = r.inputs
         else:  # a list of rows (e.g. an evaluation dataset)
             ids = np.stack([np.asarray(f["input_ids"]) for f in features])
             block_id = np.array([f.get("block_id", -1) for f in features], dtype=np.int64)
             domain_id = np.array([f.get("domain_id", -1) for f in features], dtype=np.int64)
             pad = np.array([bool(f.get("is_pad", False)) for f in features])
-        input_ids = torch.from_numpy(ids.astype(np.int64))
-        labels = input_ids.clone()
+            keys = [k for k in features[0] if k not in (*COLUMNS, "is_pad")] if features else []
+            inputs = {k: [f[k] for f in features] for k in keys}
+        if self.inner is not None:
+            batch = self._inner(ids, inputs)
+        else:
+            input_ids = torch.from_numpy(ids.astype(np.int64))
+            batch = {"input_ids": input_ids, "labels": input_ids.clone()}
+            for k, v in inputs.items():
+                batch[k] = torch.as_tensor(np.asarray(v))
         if pad.any():
-            labels[torch.from_numpy(pad)] = -100
+            batch["labels"][torch.from_numpy(pad)] = -100
             block_id = np.where(pad, -1, block_id)
-        return {
-            "input_ids": input_ids,
-            "labels": labels,
-            "block_id": torch.from_numpy(block_id),
-            "domain_id": torch.from_numpy(domain_id),
-            **extra,
-        }
+        batch["block_id"] = torch.from_numpy(block_id)
+        batch["domain_id"] = torch.from_numpy(domain_id)
+        batch.update(extra)
+        return batch
+
+    def _inner(self, ids: np.ndarray, inputs: dict) -> dict:
+        rows = [{"input_ids": ids[i].tolist(), **{k: _plain(v[i]) for k, v in inputs.items()}} for i in range(len(ids))]
+        batch = dict(self.inner(rows))
+        if "input_ids" not in batch:
+            raise CurriculumDataError(f"the data collator {type(self.inner).__name__} returned no input_ids "
+                                      f"(keys {sorted(batch)}); a causal-LM collator must return the batch's input_ids")
+        batch = {k: torch.as_tensor(v) for k, v in batch.items()}
+        if "labels" not in batch:
+            batch["labels"] = batch["input_ids"].clone()
+        else:
+            batch["labels"] = batch["labels"].clone()
+        return batch
 
 
-def per_domain_subset(ds, max_blocks: int):
-    """At most ``max_blocks`` blocks, an equal share from every domain (the first ones of each).
+def _plain(v):
+    return v.tolist() if hasattr(v, "tolist") else v
 
-    Packed data is ordered by domain, so "the first N blocks" would evaluate only the first domains (the official
-    DoReMi code's ``max_samples`` hazard)."""
-    if len(ds) <= max_blocks:
-        return ds
-    dom = np.asarray(ds.with_format("numpy")["domain_id"])
-    domains = np.unique(dom)
-    share = max(1, max_blocks // len(domains))
-    rows = np.concatenate([np.flatnonzero(dom == d)[:share] for d in domains])
-    return ds.select(np.sort(rows).tolist())
+
+def check_collator(collator: Callable, dataset: BlockDataset) -> None:
+    """Call the user's collator on one block at construction, so an incompatible one fails now with the fix."""
+    if len(dataset) == 0:
+        return
+    try:
+        BlockCollator(collator)(dataset.__getitems__([0]))
+    except CurriculumDataError:
+        raise
+    except Exception as err:  # noqa: BLE001  (any failure of user code: say what to change)
+        raise CurriculumDataError(
+            f"the data collator {getattr(collator, '__name__', type(collator).__name__)} fails on a block of the "
+            f"training data ({type(err).__name__}: {err}); CurriculumTrainer hands it each row as a dict of model "
+            "inputs (input_ids and the dataset's other input columns) with block_id/domain_id set aside. Make it accept "
+            "such rows, or drop data_collator= (the trainer's own collator builds input_ids and labels)"
+        ) from err

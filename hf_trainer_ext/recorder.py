@@ -108,3 +108,33 @@ class BlockLossRecorder:
 
 def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else float("inf")
+
+
+class StepStatsAccumulator:
+    """Per-domain sums over one optimizer step's micro-batches, kept on device: tokens counted in the loss, their
+    summed loss and (with a reference) their summed per-token clipped excess ``max(l - l_ref, 0)``. ``reduce`` sums
+    them over all processes in one collective, so every process sees the global batch's statistics."""
+
+    def __init__(self, n_domains: int, device, excess: bool):
+        self.n_domains = n_domains
+        self.excess = excess
+        self._sums = torch.zeros(3 if excess else 2, n_domains, dtype=torch.float64, device=device)
+
+    def add(self, domain_id: torch.Tensor, tok: torch.Tensor, valid: torch.Tensor, ref: torch.Tensor | None) -> None:
+        dom = domain_id.to(tok.device).clamp(0, self.n_domains - 1)
+        tok = tok.detach()
+        self._sums[0].index_add_(0, dom, valid.sum(-1).double())
+        self._sums[1].index_add_(0, dom, tok.sum(-1).double())
+        if self.excess:
+            excess = torch.clamp(tok - ref.to(tok.device), min=0.0) * valid
+            self._sums[2].index_add_(0, dom, excess.sum(-1).double())
+
+    def reduce(self, accelerator, step: int):
+        from curricula.methods.base import StepStats
+
+        s = self._sums
+        if accelerator is not None and accelerator.num_processes > 1:
+            s = accelerator.reduce(s.to(accelerator.device), "sum")
+        s = s.cpu().numpy().copy()
+        self._sums.zero_()
+        return StepStats(step=step, tokens=s[0], loss_sum=s[1], excess_sum=s[2] if self.excess else None)

@@ -1,8 +1,10 @@
-"""The dynamic sampler: the current plan epoch's slots, from the curriculum state's Arrow index table.
+"""The one training sampler: the global batches of the curriculum's current epoch, as row indices.
 
-The order depends only on (seed, plan epoch, eligible set), so every process yields the identical sequence and
-accelerate's ``BatchSamplerShard`` hands each rank its own batches. The table is rewritten between Trainer epochs
-(one Trainer epoch = one plan epoch), never while the data loader is reading ahead.
+Every process iterates the identical stream (it depends only on the curriculum's seed and state) and accelerate's
+``BatchSamplerShard`` hands each rank its own per-device batches. Batches are numpy arrays turned into Python ints
+one global batch at a time: no per-block list of the whole epoch is ever built. The curriculum changes its data only
+between Trainer epochs (one Trainer epoch = one curriculum epoch), never while the data loader reads ahead, except
+for online methods that read weights a fixed number of steps old (see ``curricula.methods.doremi_online``).
 """
 
 from __future__ import annotations
@@ -11,23 +13,24 @@ from collections.abc import Iterator
 
 from torch.utils.data import Sampler
 
-from curricula.curriculum.state import CurriculumState
+from curricula.methods.base import Curriculum
 
 
 class CurriculumSampler(Sampler[int]):
-    def __init__(self, state: CurriculumState):
-        self.state = state
+    def __init__(self, curriculum: Curriculum):
+        self.curriculum = curriculum
 
     def __len__(self) -> int:
         # Trainer reads this once per train(): the longest epoch; shorter (focus) epochs stop at their own step count
-        return self.state.max_epoch_slots
+        return max(self.curriculum.epoch_steps()) * self.curriculum.run.global_batch
 
     def set_epoch(self, epoch: int) -> None:
-        if epoch != self.state.epoch:
+        if epoch != self.curriculum.epoch:
             raise RuntimeError(
-                f"Trainer is starting epoch {epoch} but the curriculum is at plan epoch {self.state.epoch}; "
-                "this means Trainer's epoch loop and the plan went out of step (please report it)"
+                f"Trainer is starting epoch {epoch} but the curriculum is at epoch {self.curriculum.epoch}; "
+                "this means Trainer's epoch loop and the curriculum went out of step (please report it)"
             )
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.state.epoch_order().tolist())
+        for batch in self.curriculum.batches(self.curriculum.epoch):
+            yield from batch.tolist()

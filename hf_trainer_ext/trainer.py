@@ -1,66 +1,92 @@
-"""``CurriculumTrainer``: ``transformers.Trainer`` that records every training block's loss and follows a plan.
+"""``CurriculumTrainer``: ``transformers.Trainer`` with one curriculum, one sampler, one callback, one ``compute_loss``.
 
-How a plan maps onto Trainer (no fork of the training loop):
+Every method (LFR, weighted mixtures, replay, DoReMi's Group-DRO proxy, one-run DoReMi) is a ``Curriculum`` from
+``curricula.methods``; the trainer drives it without knowing which it is:
 
-* one Trainer epoch = one plan epoch. ``set_initial_training_values`` sets the number of epochs to the plan's and
-  ``max_steps`` to the plan's real number of optimizer steps (focus epochs are shorter), so the LR schedule ends
-  exactly where the plan ends;
-* ``CurriculumCallback.on_step_end`` stops each Trainer epoch at its plan epoch's step count, and ``on_epoch_end``
-  runs the phase boundary (``finish_plan_epoch``): gather the epoch's block losses from every process, write the
-  curriculum log, update the index table, decide the next epoch's blocks. Nothing is read ahead across it, so a
-  focus selection sees every loss of the previous phase (exact, no approximation);
-* resume: the curriculum state (table, policy, the current epoch's records so far) is saved in each checkpoint, and
-  ``_init_training_state`` maps the global step back to (plan epoch, step in epoch) before Trainer skips batches.
+* one Trainer epoch = one curriculum epoch; ``set_initial_training_values`` (``compat.py``) sets the number of epochs
+  and ``max_steps`` to the curriculum's, so the LR schedule ends exactly where the run ends;
+* ``CurriculumSampler`` yields the curriculum's global batches; after each optimizer step the curriculum observes the
+  global batch's per-domain statistics if it needs them (``observe_step``); at each epoch end ``finish_epoch`` gathers
+  the epoch's per-block losses from every process, writes the curriculum log and lets the curriculum decide the next
+  epoch. Nothing is read ahead across a boundary, so an LFR focus selection sees every loss of the previous phase;
+* ``compute_loss`` runs one cross-entropy on the training logits and derives from it the backpropagated loss
+  (Trainer's normalisation), each block's mean loss, the per-domain step statistics and, when the curriculum gives
+  per-domain loss weights (Group DRO), the weighted loss;
+* checkpoints hold the curriculum state (JSON + Arrow/numpy) and the current epoch's records, written before Trainer
+  rotates older checkpoints, with a completeness marker last; resume maps the global step back to (epoch, step).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
+import math
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from transformers import Trainer
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
 
-from curricula.curriculum.index_table import IndexTable
-from curricula.curriculum.log import LOG_DIR, write_epoch_log, write_parquet_atomic, sort_records
-from curricula.curriculum.plan import Plan
-from curricula.curriculum.state import CurriculumState
-from hf_trainer_ext.callbacks import CurriculumCallback, PerplexityLoggerCallback
-from hf_trainer_ext.data import BlockCollator, BlockDataset, CurriculumDataError, check_block_dataset
+from curricula.curriculum.log import LOG_DIR, sort_records, write_epoch_log
+from curricula.errors import CheckpointError, ConfigError
+from curricula.methods.base import Curriculum, DataInfo, EpochRecords, MethodConfig, Report, RunInfo
+from curricula.run_layout import COMPLETE, RunDir, append_jsonl, atomic_dir, new_run_id, write_json, write_parquet
+from hf_trainer_ext.callbacks import CurriculumCallback
+from hf_trainer_ext.compat import TrainerCompat
+from hf_trainer_ext.data import (BLOCK_COLUMNS, BlockCollator, BlockDataset, CurriculumDataError, check_block_dataset,
+                                 check_collator)
 from hf_trainer_ext.losses import block_mean_losses, causal_lm_token_losses
-from hf_trainer_ext.recorder import BlockLossRecorder
+from hf_trainer_ext.recorder import BlockLossRecorder, StepStatsAccumulator, perplexity
 from hf_trainer_ext.sampler import CurriculumSampler
+
+logger = logging.getLogger(__name__)
 
 CKPT_DIR = "curriculum"
 PENDING = "pending.parquet"
-BLOCK_COLUMNS = ("block_id", "domain_id")
 
 
-def load_plan(spec: str | None, params: dict | None = None) -> Plan | None:
-    if spec is None:
-        return None
-    path = Path(spec)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return Plan.from_yaml(path, **(params or {}))
-    return Plan.from_recipe(spec, **(params or {}))
+class CurriculumTrainer(TrainerCompat, Trainer):
+    """``Trainer`` plus a curriculum. Extra keywords: ``domain_names`` (default: the ``domain_id`` ClassLabel's
+    names, or the packed data's), ``curriculum`` (a ``MethodConfig``, instead of ``args.curriculum``), ``packed`` (a
+    ``PackedData``: training data, domain names and tokenizer in one), ``reference_losses`` / ``reference_model``
+    (for methods that need a reference), ``tokenizer_identity`` (stamped on weights files), ``lineage`` (the runs
+    this one builds on, recorded in ``run.json``)."""
 
-
-class CurriculumTrainer(Trainer):
-    def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, *a, domain_names=None, **kw):
-        self.plan = load_plan(getattr(args, "curriculum", None), getattr(args, "curriculum_params", None))
+    def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, *a, domain_names=None,
+                 curriculum: MethodConfig | None = None, packed=None, reference_losses=None, reference_model=None,
+                 tokenizer_identity: dict | None = None, lineage: list[dict] | None = None, **kw):
+        if packed is not None:
+            train_dataset = packed.train if train_dataset is None else train_dataset
+            domain_names = packed.domain_names if domain_names is None else domain_names
+            tokenizer_identity = packed.tokenizer if tokenizer_identity is None else tokenizer_identity
+        config = getattr(args, "curriculum_config", None)
+        if curriculum is not None:
+            if config is not None:
+                raise ConfigError(f"a curriculum is given twice: curriculum={type(curriculum).__name__} and "
+                                  f"args.curriculum={args.curriculum!r} / domain_weights; give one")
+            if not isinstance(curriculum, MethodConfig):
+                raise ConfigError(f"curriculum= takes a curricula MethodConfig (e.g. LFRConfig, MixtureConfig), got "
+                                  f"{type(curriculum).__name__}; a recipe name goes to CurriculumTrainingArguments")
+            config = curriculum
+        self.curriculum_config: MethodConfig | None = config
         log_blocks = getattr(args, "log_block_losses", True)
-        has_blocks = train_dataset is not None and all(c in getattr(train_dataset, "column_names", ()) for c in BLOCK_COLUMNS)
-        if self.plan is not None:
-            check_block_dataset(train_dataset)
+        if config is not None:
+            # before anything else: the message says how to get block columns
+            check_block_dataset(train_dataset, what=f"method {config.method!r}")
+        has_blocks = train_dataset is not None and all(c in (getattr(train_dataset, "column_names", None) or ())
+                                                       for c in BLOCK_COLUMNS)
+        self.loss_type_note = None
         # GPT-2 leaves loss_type unset, so Trainer counts B*T instead of B*(T-1) loss tokens and the loss comes out
         # (T-1)/T too low; name the causal-LM loss before Trainer inspects the model
         if model is not None and getattr(model, "loss_type", "") is None and not model.config.is_encoder_decoder:
             model.loss_type = "ForCausalLM"
+            self.loss_type_note = (f"{type(model).__name__} had no loss_type: set to ForCausalLM, so the loss counts "
+                                   "the T-1 predicted tokens of each block (Trainer would count T; losses are "
+                                   "T/(T-1) of what a plain Trainer reports)")
         self.block_logging = bool(log_blocks and has_blocks)
         if args is not None:  # Trainer pickles args into the training_args.bin that push_to_hub() uploads
             from hf_trainer_ext.hub import protect_hub_token
@@ -69,25 +95,127 @@ class CurriculumTrainer(Trainer):
         self._domain_ids = None
         if self.block_logging:
             self._domain_ids = np.asarray(train_dataset.with_format("numpy")["domain_id"])
-            train_dataset = BlockDataset(train_dataset)
+            if domain_names is None:
+                domain_names = _class_label_names(train_dataset)
+            train_dataset = BlockDataset(train_dataset, inputs=_model_inputs(model), checked=config is not None)
+            if data_collator is not None and not isinstance(data_collator, BlockCollator):
+                check_collator(data_collator, train_dataset)
+                data_collator = BlockCollator(data_collator)
             data_collator = data_collator or BlockCollator()
+        elif config is not None:
+            raise CurriculumDataError("a curriculum needs training data with block_id and domain_id (curricula pack)")
         super().__init__(model, args, data_collator, train_dataset, *a, **kw)
         n_domains = int(self._domain_ids.max()) + 1 if self._domain_ids is not None and len(self._domain_ids) else 0
         self.domain_names = list(domain_names) if domain_names is not None else [str(d) for d in range(n_domains)]
-        # per-block records are kept only when a plan consumes them at its phase boundaries
-        self.recorder = (BlockLossRecorder(max(n_domains, len(self.domain_names)), keep_records=self.plan is not None)
-                         if self.block_logging else None)
-        self.curriculum: CurriculumState | None = None
-        self.mixture_weights = None
-        if getattr(self.args, "domain_weights", None) is not None:
-            if self._domain_ids is None:
-                raise CurriculumDataError("domain_weights needs training data with block_id and domain_id (curricula pack)")
-            self.mixture_weights = parse_domain_weights(self.args.domain_weights, self.domain_names)
-        self.eval_recorder: BlockLossRecorder | None = None
+        self.tokenizer_identity = tokenizer_identity
+        self.lineage = list(lineage or [])
+        self.run_dir = RunDir(self.args.output_dir)
         self.log_dir = Path(self.args.output_dir) / LOG_DIR
+        self.curriculum: Curriculum | None = self._build_curriculum(config) if config is not None else None
+        needs = self.curriculum.needs if self.curriculum is not None else frozenset()
+        # per-block records are kept only when the curriculum consumes them at its boundaries
+        self.recorder = (BlockLossRecorder(max(n_domains, len(self.domain_names)), keep_records="block_records" in needs)
+                         if self.block_logging else None)
+        self.eval_recorder: BlockLossRecorder | None = None
+        self.reference_model = None
+        self._step_stats = None
+        if "reference" in needs:
+            self._attach_reference(reference_losses or getattr(self.args, "reference_losses", None), reference_model)
+        elif reference_losses is not None or reference_model is not None:
+            raise ConfigError(f"a reference is given but method {self.curriculum_config.method if config else None!r} "
+                              "does not use one; drop reference_losses/reference_model")
+        if "step_stats" in needs:
+            self._step_stats = StepStatsAccumulator(len(self.domain_names), self.args.device, "reference" in needs)
+        self._loss_weights: torch.Tensor | None = None
+        self._step_report_metrics: dict = {}
+        self._state_written_for: str | None = None
         if self.block_logging:
             self.add_callback(CurriculumCallback(self))
-            self.add_callback(PerplexityLoggerCallback(self))
+
+    # ---- the curriculum ---------------------------------------------------------------------------------------------
+
+    @property
+    def global_batch(self) -> int:
+        return self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
+
+    def _build_curriculum(self, config: MethodConfig) -> Curriculum:
+        args = self.args
+        workers = args.dataloader_num_workers
+        prefetch = (args.dataloader_prefetch_factor or 2) if workers > 0 else 0
+        lookahead = 2 + math.ceil(workers * prefetch / args.gradient_accumulation_steps)
+        data = DataInfo(self._domain_ids, self.domain_names, tokenizer=self.tokenizer_identity)
+        run = RunInfo(self.global_batch, args.max_steps if args.max_steps > 0 else None,
+                      getattr(args, "block_order_seed", args.seed), lookahead=lookahead)
+        return config.build(data, run)
+
+    def _attach_reference(self, reference_losses, reference_model) -> None:
+        from hf_trainer_ext.reference import ReferenceLosses, load_model_checked
+
+        method = self.curriculum.name
+        if (reference_losses is None) == (reference_model is None):
+            raise ConfigError(f"method {method!r} needs exactly one reference: reference_losses (a cache made by "
+                              "score_reference, or --reference_losses DIR) or reference_model")
+        if isinstance(reference_model, (str, Path)):
+            reference_model = load_model_checked(reference_model, self.tokenizer_identity, what="the reference model")
+        if reference_model is not None:
+            self.reference_model = reference_model.to(self.args.device).eval().requires_grad_(False)
+        else:
+            ds = self.train_dataset
+            block_size = len(ds.ds[0]["input_ids"])
+            ds.extras["ref_loss"] = ReferenceLosses(reference_losses, len(ds), block_size, self.tokenizer_identity)
+
+    def extra_input_columns(self) -> tuple[str, ...]:
+        return BLOCK_COLUMNS
+
+    def curriculum_sampler(self):
+        return CurriculumSampler(self.curriculum) if self.curriculum is not None else None
+
+    def resume_position(self, global_step: int) -> tuple[int, int]:
+        """(Trainer epochs done, micro-batches to skip in the current one) for a resumed global step."""
+        cur = self.curriculum
+        epoch, done = cur.position(global_step)
+        if epoch != cur.epoch:  # saved at the last step of an epoch, before its boundary ran
+            self.finish_epoch()
+        return epoch, 0 if self.args.ignore_data_skip else done * self.args.gradient_accumulation_steps
+
+    def observe_step(self) -> None:
+        """After an optimizer step (every process): the global batch's per-domain statistics to the curriculum."""
+        if self._step_stats is None:
+            return
+        report = self.curriculum.observe_step(self._step_stats.reduce(self.accelerator, self.state.global_step))
+        self._refresh_loss_weights()
+        if report is not None:  # warnings and events; its metrics are logged with the next logging step's
+            self._handle_report(report)
+            self._step_report_metrics.update(report.metrics)
+
+    def _refresh_loss_weights(self) -> None:
+        w = self.curriculum.loss_weights() if self.curriculum is not None else None
+        self._loss_weights = None if w is None else torch.as_tensor(w, dtype=torch.float32, device=self.args.device)
+
+    def finish_epoch(self) -> None:
+        """The boundary (every process): gather, log, let the curriculum decide the next epoch."""
+        cur = self.curriculum
+        index = cur.epoch
+        records = None
+        if "block_records" in cur.needs:
+            records = EpochRecords(**sort_records(**self.recorder.gather(self.accelerator)))
+            self.recorder.clear()
+            if self.args.should_save:
+                write_epoch_log(self.log_dir, cur.epoch_label(index), vars(records))
+        report = cur.end_epoch(records) or Report()
+        if index + 1 < len(cur.epoch_steps()):
+            report.merge(cur.start_epoch(index + 1))
+        self._handle_report(report)
+        if self.args.should_save and hasattr(cur, "write_log"):
+            cur.write_log(self.log_dir)
+        if report.metrics:
+            self.log_extra(report.metrics)
+
+    def _handle_report(self, report: Report) -> None:
+        for w in report.warnings:
+            logger.warning(w)
+        if report.event is not None and self.args.should_save:
+            append_jsonl(self.log_dir / getattr(self.curriculum, "reports_file", "reports.jsonl"), report.event)
 
     def log_extra(self, logs: dict) -> None:
         """``Trainer.log`` from inside a callback: ``on_log`` clears ``control.should_log``, which would silently drop
@@ -96,41 +224,45 @@ class CurriculumTrainer(Trainer):
         self.log(logs)
         self.control.should_log = should_log
 
-    # ---- data --------------------------------------------------------------------------------------------------
-
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
-        for c in BLOCK_COLUMNS:  # let block ids of HF evaluation datasets reach compute_loss, which drops them
-            if c not in self._signature_columns:
-                self._signature_columns.append(c)
-
-    def _get_train_sampler(self, train_dataset=None):
+    def log_step_metrics(self) -> None:
+        """At logging steps (every process: the per-domain sums are all-reduced): training perplexity per domain and
+        the curriculum's own values, through ``Trainer.log`` so every ``report_to`` integration sees them."""
+        logs = {}
+        if self.recorder is not None:
+            names = self.domain_names
+            for d, v in self.recorder.domain_losses(self.accelerator).items():
+                logs[f"train_ppl/{names[d] if d < len(names) else d}"] = perplexity(v)
         if self.curriculum is not None:
-            return CurriculumSampler(self.curriculum)
-        if self.mixture_weights is not None:
-            from hf_trainer_ext.mixing_sampler import MixtureSampler, domain_pools
+            logs.update(self.curriculum.step_metrics())
+        logs.update(self._step_report_metrics)
+        self._step_report_metrics = {}
+        if logs:
+            self.log_extra(logs)
 
-            pools = domain_pools(self._domain_ids, len(self.domain_names))
-            seed = self.args.curriculum_seed if self.args.curriculum_seed is not None else self.args.seed
-            return MixtureSampler(pools, self.mixture_weights, self.global_batch, self.args.max_steps, seed,
-                                  names=self.domain_names)
-        return super()._get_train_sampler(train_dataset)
-
-    @property
-    def global_batch(self) -> int:
-        return self.args.per_device_train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
-
-    # ---- loss --------------------------------------------------------------------------------------------------
+    # ---- loss -------------------------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         block_id = inputs.pop("block_id", None)
         domain_id = inputs.pop("domain_id", None)
+        ref = inputs.pop("ref_loss", None)
         if not self.block_logging or block_id is None or self.compute_loss_func is not None or self.label_smoother:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         tok, valid = causal_lm_token_losses(outputs.logits, labels)
-        loss = self.normalise_loss(tok.sum(), valid, num_items_in_batch)
+        weights = None
+        if model.training:
+            if self._step_stats is not None:
+                if self._step_stats.excess and ref is None:
+                    with torch.no_grad():
+                        ref, _ = causal_lm_token_losses(self.reference_model(**inputs).logits, labels)
+                self._step_stats.add(domain_id, tok, valid, ref)
+            weights = self._loss_weights
+        if weights is None:
+            total = tok.sum()
+        else:  # per-domain token weights (Group DRO: alpha_d / p_d)
+            total = (tok.sum(-1) * weights[domain_id.to(tok.device)]).sum()
+        loss = self.normalise_loss(total, valid, num_items_in_batch)
         self._record(model, block_id, domain_id, tok, valid)
         return (loss, outputs) if return_outputs else loss
 
@@ -148,6 +280,8 @@ class CurriculumTrainer(Trainer):
         rec = self.recorder if model.training else self.eval_recorder
         if rec is not None:
             rec.add(block_id, domain_id, block_mean_losses(tok.detach(), valid), self.state.global_step + 1)
+
+    # ---- evaluation -------------------------------------------------------------------------------------------------
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """Trainer's evaluation plus, from the same forward passes, per-domain perplexity, its uniform average and
@@ -195,7 +329,7 @@ class CurriculumTrainer(Trainer):
                 out[f"{prefix}_task/{name}/accuracy_norm"] = result["accuracy_norm"]
         return out
 
-    # ---- LR schedule --------------------------------------------------------------------------------------------
+    # ---- LR schedule ------------------------------------------------------------------------------------------------
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """A curricula schedule (``args.lr_schedule``: warmup-cosine, re-warm stages, infinite with on-demand anneal)
@@ -211,101 +345,114 @@ class CurriculumTrainer(Trainer):
         self._created_lr_scheduler = True
         annealable = hasattr(self.lr_scheduler.schedule, "anneal_start")
         if annealable and not any(isinstance(cb, AnnealCallback) for cb in self.callback_handler.callbacks):
-            trigger = os.path.join(self.args.output_dir, "ANNEAL")
-            self.add_callback(AnnealCallback(at_step=self.args.anneal_at, trigger_file=trigger))
+            self.add_callback(AnnealCallback(at_step=self.args.anneal_at, trigger_file=str(self.run_dir.anneal_trigger)))
         return self.lr_scheduler
 
-    # ---- the plan ----------------------------------------------------------------------------------------------
+    # ---- training ---------------------------------------------------------------------------------------------------
 
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
-        if self.plan is not None:
-            ckpt = resume_from_checkpoint
-            if ckpt is True:
-                ckpt = get_last_checkpoint(self.args.output_dir)
-                if ckpt is None:
-                    raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} has no checkpoint")
-            seed = self.args.curriculum_seed if getattr(self.args, "curriculum_seed", None) is not None else self.args.seed
-            saved = Path(ckpt) / CKPT_DIR if ckpt else None
-            if saved is not None and (saved / "state.json").is_file():
-                self.curriculum = CurriculumState.load(saved, self.plan, self.global_batch)
-                self.recorder.clear()
-                if (saved / PENDING).is_file() and self.args.process_index == 0:  # one copy, gathered later
-                    self.recorder.load(pq.read_table(saved / PENDING).to_pydict())
+        ckpt = resume_from_checkpoint
+        if ckpt is True:
+            ckpt = get_last_checkpoint(self.args.output_dir)
+            if ckpt is None:
+                raise CheckpointError(f"resume_from_checkpoint=True but {self.args.output_dir} has no checkpoint")
+        cur = self.curriculum
+        if cur is not None:
+            if ckpt:
+                self._restore_curriculum(Path(ckpt))
             else:
-                if saved is not None:
-                    raise ValueError(f"{ckpt} has no curriculum state ({saved}); it was not saved by this curriculum run")
-                self.curriculum = CurriculumState(self.plan, IndexTable.new(self._domain_ids), seed, self.global_batch)
-                self.curriculum.begin_epoch(0)
+                report = cur.start_epoch(0)
+                if report is not None:
+                    self._handle_report(report)
                 if self.args.should_save:
                     shutil.rmtree(self.log_dir, ignore_errors=True)  # a new run: no epoch files of an older one
-                    self._write_run_info()
+            self._refresh_loss_weights()
             # one epoch's records on this process, allocated before training allocates its large buffers
-            share = self.curriculum.max_epoch_slots // max(self.args.world_size, 1) + self.global_batch
-            self.recorder.reserve(share, self.args.device)
-            resume_from_checkpoint = ckpt
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+            if "block_records" in cur.needs:
+                share = max(cur.epoch_steps()) * self.global_batch // max(self.args.world_size, 1) + self.global_batch
+                self.recorder.reserve(share, self.args.device)
+        if self.args.should_save:
+            self._write_run_record(resumed=bool(ckpt))
+        out = super().train(resume_from_checkpoint=ckpt, trial=trial, **kwargs)
+        if cur is not None and self.args.should_save:
+            cur.write_outputs(Path(self.args.output_dir),
+                              reference="live" if self.reference_model is not None else "cached")
+        return out
 
-    def set_initial_training_values(self, args, dataloader):
-        values = list(super().set_initial_training_values(args, dataloader))
-        if self.curriculum is not None:
-            total_batch = values[4]
-            values[0] = len(self.curriculum.epochs)  # num_train_epochs
-            values[6] = self.curriculum.total_steps  # max_steps: the plan's real steps, so the LR schedule fits
-            values[3] = self.curriculum.total_steps * total_batch  # num_train_samples
-        return tuple(values)
-
-    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
-        epochs_trained, steps = super()._init_training_state(
-            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
-        )
-        if self.curriculum is not None and resume_from_checkpoint is not None:
-            # Trainer assumes equal epochs; the plan's are not: place the global step in the plan instead
-            epoch, done = self.curriculum.position(self.state.global_step)
-            if epoch != self.curriculum.epoch:  # saved at the last step of an epoch, before its boundary ran
-                self.finish_plan_epoch()
-            epochs_trained = epoch
-            steps = 0 if self.args.ignore_data_skip else done * self.args.gradient_accumulation_steps
-        return epochs_trained, steps
-
-    def finish_plan_epoch(self) -> None:
-        """The phase boundary: gather, log, update the table, decide the next epoch's blocks (on every process)."""
-        cur = self.curriculum
-        records = sort_records(**self.recorder.gather(self.accelerator))
+    def _restore_curriculum(self, ckpt: Path) -> None:
+        saved = ckpt / CKPT_DIR
+        if not (saved / "state.json").is_file():
+            raise CheckpointError(f"{ckpt} has no curriculum state ({saved}); it was not saved by this curriculum run")
+        self.curriculum.load(saved)
         self.recorder.clear()
-        epoch = cur.current
-        if self.args.should_save:
-            write_epoch_log(self.log_dir, epoch, records)
-        cur.record_epoch(records["block_id"], records["loss"])
-        finite = np.isfinite(records["loss"])
-        summary = {
-            "curriculum/epoch": epoch.index,
-            "curriculum/blocks_trained": int(len(records["loss"])),
-            "curriculum/nonfinite_losses": int((~finite).sum()),
-        }
-        if epoch.index + 1 < len(cur.epochs):
-            kept = cur.begin_epoch(epoch.index + 1)
-            nxt = cur.current
-            summary["curriculum/next_blocks"] = int(len(kept))
-            if nxt.kind == "focus" and cur.policy.last_report is not None:
-                report = cur.policy.last_report.to_dict()
-                for d, k in report.get("kept_per_domain", {}).items():
-                    name = self.domain_names[int(d)] if int(d) < len(self.domain_names) else d
-                    total = int(np.count_nonzero(self._domain_ids == int(d)))
-                    summary[f"curriculum/kept_share/{name}"] = k / max(total, 1)
-                if self.args.should_save:
-                    with open(self.log_dir / "focus_reports.jsonl", "a") as fh:
-                        fh.write(json.dumps({"epoch": nxt.index, "phase_index": nxt.phase_index, **report}) + "\n")
-        if self.args.should_save:
-            cur.table.save(self.log_dir / "table.arrow")
-        self.log_extra(summary)
+        if (saved / PENDING).is_file() and self.args.process_index == 0:  # one copy, gathered later
+            import pyarrow.parquet as pq
 
-    # ---- the run's record and card ------------------------------------------------------------------------------
+            self.recorder.load(pq.read_table(saved / PENDING).to_pydict())
+
+    def _write_run_record(self, resumed: bool) -> None:
+        cur = self.curriculum
+        previous = self.run_dir.read_run() if resumed else None
+        record = {
+            "format": "curricula-run/1",
+            "run_id": (previous or {}).get("run_id") or new_run_id(),
+            "method": cur.name if cur is not None else "none",
+            "curriculum": self.curriculum_config.to_dict() if self.curriculum_config is not None else None,
+            "seed": self.args.seed,
+            "domain_names": self.domain_names,
+            "tokenizer": self.tokenizer_identity,
+            "lineage": self.lineage,
+            "created": (previous or {}).get("created") or _now(),
+        }
+        write_json(self.run_dir.run_json, record)
+        if cur is not None and hasattr(cur, "plan_info"):
+            write_json(self.run_dir.plan_json, cur.plan_info())
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------------
+
+    def save_curriculum_checkpoint(self, checkpoint: str) -> None:
+        """The curriculum state and the current epoch's records so far, into ``checkpoint/curriculum`` (collective:
+        every process calls it; one folder written atomically by the main process)."""
+        if self.curriculum is None:
+            return
+        if self._state_written_for == os.path.normpath(checkpoint):
+            return  # written just before this checkpoint's push
+        records = self.recorder.gather(self.accelerator) if "block_records" in self.curriculum.needs else None
+        if self.args.should_save:
+            with atomic_dir(Path(checkpoint) / CKPT_DIR) as tmp:
+                self.curriculum.save(tmp)
+                if records is not None:
+                    write_parquet(tmp / PENDING, _records_arrow(sort_records(**records)))
+        self._state_written_for = os.path.normpath(checkpoint)
+
+    def finish_checkpoint(self, checkpoint: str) -> None:
+        """After Trainer wrote a checkpoint: the curriculum state, then the completeness marker, then the rotation."""
+        self.save_curriculum_checkpoint(checkpoint)
+        self._state_written_for = None
+        self.accelerator.wait_for_everyone()  # every process's RNG state is on disk
+        self.mark_checkpoint_complete(checkpoint)
+        if self.args.should_save:
+            rotate_checkpoints(output_dir=self.args.output_dir, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def mark_checkpoint_complete(self, checkpoint: str) -> None:
+        """The marker written last: a checkpoint without it is incomplete (a crash during its save)."""
+        if self.args.should_save:
+            write_json(Path(checkpoint) / COMPLETE, {"step": self.state.global_step, "run_id": self._run_id()})
+
+    def _run_id(self) -> str | None:
+        try:
+            return (self.run_dir.read_run() or {}).get("run_id")
+        except Exception:  # noqa: BLE001  (the marker must not fail on a damaged run record)
+            return None
+
+    # ---- the run's record and card ----------------------------------------------------------------------------------
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         super().save_model(output_dir, _internal_call)
         if self.args.should_save:  # the arguments as JSON (hub tokens masked by to_dict), for the model card
             path = Path(output_dir or self.args.output_dir) / "training_config.json"
-            path.write_text(json.dumps(self.args.to_dict(), indent=2, default=str))
+            write_json(path, self.args.to_dict(), default=str)
 
     def create_model_card(self, *args, **kwargs):
         """Trainer's ``push_to_hub`` calls this before uploading ``output_dir``: write the curricula card (plan,
@@ -321,74 +468,32 @@ class CurriculumTrainer(Trainer):
         files = sorted(set(collect_run_files(out)) | set(prepare_extras(out, out, self.state.log_history)))
         card = render_card(out, repo_id, files, license=kwargs.get("license") or "apache-2.0",
                            log_history=self.state.log_history)
-        tmp = out / "_README.md.tmp"
-        tmp.write_text(card)
-        os.replace(tmp, out / "README.md")
+        from curricula.run_layout import write_text
 
-    # ---- checkpoints -------------------------------------------------------------------------------------------
-
-    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        """Trainer starts the background upload of a checkpoint inside ``_save_checkpoint``, before the ``on_save``
-        callbacks that write the curriculum state (and a DoReMi proxy's weights) into it, so the pushed checkpoint
-        could lack them and not resume. Write them first (every process: the curriculum gather is collective);
-        ``on_save`` then finds the curriculum state written and skips it."""
-        self.save_curriculum_checkpoint(checkpoint_folder)
-        self._checkpoint_state_written = os.path.normpath(checkpoint_folder)
-        if hasattr(self, "save_doremi_state"):  # DoReMiProxyTrainer: idempotent, rewritten by its on_save
-            self.save_doremi_state(checkpoint_folder)
-        super()._push_from_checkpoint(checkpoint_folder)
-
-    def save_curriculum_checkpoint(self, checkpoint: str) -> None:
-        if self.curriculum is None:
-            return
-        if getattr(self, "_checkpoint_state_written", None) == os.path.normpath(checkpoint):
-            self._checkpoint_state_written = None  # written just before the push of this checkpoint
-            return
-        records = self.recorder.gather(self.accelerator)  # collective; local records stay for the epoch's end
-        if self.args.should_save:
-            target = Path(checkpoint) / CKPT_DIR
-            self.curriculum.save(target)
-            write_parquet_atomic(_records_arrow(sort_records(**records)), target / PENDING)
-
-    def _write_run_info(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        cur = self.curriculum
-        info = {
-            "plan": cur.plan.to_dict(),
-            "seed": cur.seed,
-            "global_batch": cur.global_batch,
-            "n_blocks": cur.n_blocks,
-            "domain_names": self.domain_names,
-            "epochs": [
-                {"index": e.index, "kind": e.kind, "phase_index": e.phase_index, "drop_percent": e.drop_percent,
-                 "blocks": b, "steps": s}
-                for e, b, s in zip(cur.epochs, cur.blocks_per_epoch, cur.steps_per_epoch)
-            ],
-            "total_steps": cur.total_steps,
-        }
-        tmp = self.log_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(info, indent=2))
-        os.replace(tmp, self.log_dir / "run.json")
+        write_text(out / "README.md", card)
 
 
-def parse_domain_weights(spec: str, names: list[str]) -> np.ndarray:
-    """'uniform' | JSON list (domain-id order) | JSON object {name: w} | a weights JSON file → float64 weights."""
-    from curricula.curriculum.mixing import check_weights
+def _now() -> str:
+    import datetime as dt
 
-    if spec == "uniform":
-        return np.full(len(names), 1.0 / len(names))
-    if Path(spec).is_file():
-        from curricula.curriculum.doremi import read_weights_json
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
-        return read_weights_json(spec, names)
-    value = json.loads(spec)
-    if isinstance(value, dict):
-        missing, extra = sorted(set(names) - set(value)), sorted(set(value) - set(names))
-        if missing or extra:
-            raise ValueError(f"domain_weights names {sorted(value)} do not match the data's domains {names}: "
-                             f"missing {missing}, unknown {extra}")
-        value = [value[n] for n in names]
-    return check_weights(np.asarray(value, dtype=np.float64), names)
+
+def _class_label_names(ds) -> list[str] | None:
+    feature = (getattr(ds, "features", None) or {}).get("domain_id")
+    names = getattr(feature, "names", None)
+    return list(names) if names else None
+
+
+def _model_inputs(model) -> list[str]:
+    """Dataset columns worth passing to the collator besides input_ids: what the model's forward takes."""
+    if model is None:
+        return []
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return []
+    return [p for p in params if p not in ("input_ids", "kwargs", "labels")] + ["labels"]
 
 
 def domain_perplexities(records: dict, names: list[str], prefix: str = "eval") -> dict:
@@ -413,3 +518,12 @@ def _records_arrow(records: dict):
     import pyarrow as pa
 
     return pa.table({k: pa.array(v) for k, v in records.items()})
+
+
+def load_plan(spec: str | None, params: dict | None = None):
+    """A plan from a bundled recipe name or a YAML path (``curricula.recipes``)."""
+    if spec is None:
+        return None
+    from curricula.recipes import load_recipe
+
+    return load_recipe(spec, **(params or {})).plan

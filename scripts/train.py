@@ -43,10 +43,7 @@ class ModelArguments:
     n_head: int = 4
 
 
-@dataclass
-class RecipeArguments:
-    recipe: str | None = field(default=None, metadata={"help": "plan YAML or bundled recipe name (lfr, lfr_reps5)"})
-    recipe_params: str | None = field(default=None, metadata={"help": "plan parameters as JSON, e.g. '{\"reps\": 5}'"})
+ALIASES = {"--recipe": "--curriculum", "--recipe_params": "--curriculum_params"}  # the recipe is the curriculum
 
 
 def prepare_sample(data: DataArguments) -> Path:
@@ -98,17 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     from hf_trainer_ext.data import per_domain_subset
     from hf_trainer_ext.reference import model_for_data
 
-    parser = HfArgumentParser((DataArguments, ModelArguments, RecipeArguments, CurriculumTrainingArguments))
-    argv = with_config(sys.argv[1:] if argv is None else list(argv))
+    parser = HfArgumentParser((DataArguments, ModelArguments, CurriculumTrainingArguments))
+    argv = [ALIASES.get(a, a) for a in with_config(sys.argv[1:] if argv is None else list(argv))]
     if "--output_dir" not in argv and not (len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json"))):
         argv = [*argv, "--output_dir", "runs/train"]
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        data, margs, recipe, args = parser.parse_yaml_file(argv[0])
+        data, margs, args = parser.parse_yaml_file(argv[0])
     else:
-        data, margs, recipe, args = parser.parse_args_into_dataclasses(argv)
-    if recipe.recipe:
-        args.curriculum = recipe.recipe
-        args.curriculum_params = json.loads(recipe.recipe_params) if recipe.recipe_params else None
+        data, margs, args = parser.parse_args_into_dataclasses(argv)
 
     packed = Path(data.packed) if data.packed else prepare_sample(data)
     meta = read_meta(packed)

@@ -1,4 +1,4 @@
-"""Run by tests/test_doremi_trainer.py under `torchrun --nproc_per_node 2`: a DoReMi proxy on 2 CPU processes.
+"""Run by tests/test_doremi_trainer.py under `torchrun --nproc_per_node 2`: a DoReMi proxy (method group_dro) on 2 CPU processes.
 
 argv: OUT CACHE_DIR [MAX_STEPS [RESUME_CHECKPOINT]]. Each rank writes the domain weights it held after every step.
 """
@@ -11,19 +11,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_trainer import blocks, targs, tiny_gpt2  # noqa: E402
 
-from hf_trainer_ext.doremi import DoReMiProxyTrainer  # noqa: E402
+from curricula.methods import GroupDROConfig  # noqa: E402
+from hf_trainer_ext import CurriculumTrainer  # noqa: E402
 
 out, cache = Path(sys.argv[1]), sys.argv[2]
 max_steps = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 resume = sys.argv[4] if len(sys.argv) > 4 else None
-args = targs(out / "proxy", max_steps=max_steps, domain_weights="uniform", per_device_train_batch_size=4,
+args = targs(out / "proxy", max_steps=max_steps, per_device_train_batch_size=4,
              gradient_accumulation_steps=2, ddp_find_unused_parameters=False, save_strategy="steps", save_steps=4)
-tr = DoReMiProxyTrainer(model=tiny_gpt2(dropout=0.0, seed=2), args=args, train_dataset=blocks(), reference_losses=cache,
-                        tokenizer_identity={"name": "synthetic", "vocab_sha256": "0" * 64})
+tr = CurriculumTrainer(model=tiny_gpt2(dropout=0.0, seed=2), args=args, train_dataset=blocks(), reference_losses=cache, curriculum=GroupDROConfig(),
+                       tokenizer_identity={"name": "synthetic", "vocab_sha256": "0" * 64})
 tr.train(resume_from_checkpoint=resume)
 rank = tr.args.process_index
 (out / f"weights-rank{rank}{'-resumed' if resume else ''}.json").write_text(json.dumps(
-    {"history": tr.history, "average": tr.dro.average.tolist(), "world": tr.args.world_size}))
+    {"history": tr.curriculum.history.rows(), "average": tr.curriculum.dro.average.tolist(), "world": tr.args.world_size}))
 
 from hf_trainer_ext.distributed import shutdown_distributed  # noqa: E402
 

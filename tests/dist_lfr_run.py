@@ -35,7 +35,7 @@ def training_step(model, inputs, num_items_in_batch=None):
 
 tr.training_step = training_step
 tables = []
-finish = tr.finish_plan_epoch
+finish = tr.finish_epoch
 
 
 def finish_and_record():
@@ -43,7 +43,7 @@ def finish_and_record():
     tables.append(tr.curriculum.table.eligible_ids().tolist() + [float(x) for x in tr.curriculum.table.loss])
 
 
-tr.finish_plan_epoch = finish_and_record
+tr.finish_epoch = finish_and_record
 tr.train()
 (out / f"rank{rank}.json").write_text(json.dumps({
     "world": tr.args.world_size, "steps": steps, "batches": tap.batches, "tables": tables,

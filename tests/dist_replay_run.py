@@ -10,8 +10,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hf_trainer_ext.arguments import CurriculumTrainingArguments  # noqa: E402
-from hf_trainer_ext.continual import ContinualRecipe, StageTrainer, _load_stages, _stage_data  # noqa: E402
-from hf_trainer_ext.mixing_sampler import MixtureSampler  # noqa: E402
+from curricula.methods import ReplayConfig  # noqa: E402
+from curricula.pipelines import ContinualRecipe  # noqa: E402
+from hf_trainer_ext import CurriculumTrainer  # noqa: E402
+from hf_trainer_ext.pipelines.continual import _load_stages, _stage_data  # noqa: E402
 from test_trainer import tiny_gpt2  # noqa: E402
 
 out, en, de = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -21,11 +23,11 @@ data = _load_stages(recipe)
 combined, new_pool, replay_pool = _stage_data(data, 1, [None, None], seen_only=False)
 args = CurriculumTrainingArguments(output_dir=str(out), max_steps=10, per_device_train_batch_size=4,
                                    gradient_accumulation_steps=2, report_to="none", use_cpu=True, seed=0)
-sampler = MixtureSampler([new_pool, replay_pool], [0.75, 0.25], 16, 10, seed=1)
-tr = StageTrainer(model=tiny_gpt2(), args=args, train_dataset=combined, stage_sampler=sampler)
+tr = CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=combined,
+                       curriculum=ReplayConfig(replay=0.25, new_rows=len(new_pool), seed=1))
 rows = [b["block_id"].tolist() for b in tr.get_train_dataloader()]
 (out / f"rank{tr.args.process_index}.json").write_text(json.dumps(
-    {"stream": list(iter(sampler)), "rows": rows, "n_new": len(new_pool), "world": tr.args.world_size}))
+    {"stream": list(iter(tr.curriculum_sampler())), "rows": rows, "n_new": len(new_pool), "world": tr.args.world_size}))
 
 from hf_trainer_ext.distributed import shutdown_distributed  # noqa: E402
 

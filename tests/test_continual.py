@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from hf_trainer_ext.continual import ContinualError, ContinualRecipe, Stage, _stage_data, run_continual, run_union
-from hf_trainer_ext.mixing_sampler import MixtureSampler
+from curricula.methods import DataInfo, ReplayConfig, RunInfo
+from curricula.pipelines import ContinualError, ContinualRecipe, Stage
+from hf_trainer_ext.pipelines.continual import _stage_data, run_continual, run_union
+
+
+def replay_stream(n_new, n_old, x, batch, steps, seed):
+    data = DataInfo(np.zeros(n_new + n_old, dtype=np.int64), ['d'])
+    cur = ReplayConfig(replay=x, new_rows=n_new, seed=seed).build(data, RunInfo(batch, steps, 0))
+    return np.concatenate(list(cur.batches(0)))
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +41,18 @@ def recipe(root, **kw):
 
 
 def test_every_batch_has_the_exact_number_of_replay_blocks():
-    new, old = np.arange(0, 1000), np.arange(1000, 1200)
     for x in (0.05, 0.25):
-        stream = np.fromiter(iter(MixtureSampler([new, old], [1 - x, x], 16, 200, seed=3)), dtype=np.int64)
+        stream = replay_stream(1000, 200, x, 16, 200, seed=3)
         per_batch = (stream.reshape(200, 16) >= 1000).sum(1)
         assert set(per_batch) <= {int(np.floor(16 * x)), int(np.ceil(16 * x))}  # 0/1 at 5 %, exactly 4 at 25 %
         cum = np.cumsum(per_batch) - 16 * x * np.arange(1, 201)
         assert np.all(np.abs(cum) < 1)  # rounding carried across batches
-    zero = np.fromiter(iter(MixtureSampler([new, old], [1.0, 0.0], 16, 50, seed=3)), dtype=np.int64)
+    zero = replay_stream(1000, 200, 0.0, 16, 50, seed=3)
     assert zero.max() < 1000
 
 
 def test_seen_only_replay_never_draws_an_unseen_block(two_stages):
-    from hf_trainer_ext.continual import _load_stages
+    from hf_trainer_ext.pipelines.continual import _load_stages
 
     r = recipe(two_stages)
     data = _load_stages(r)
@@ -90,7 +96,7 @@ def test_one_infinite_schedule_runs_across_stages(two_stages, tmp_path):
                 "anneal": "exponential", "anneal_steps": 2, "anneal_start": 6, "max_steps": 8}
     import json
 
-    from hf_trainer_ext.continual import stage_schedule
+    from curricula.pipelines import stage_schedule
 
     assert len(json.dumps(stage_schedule(recipe(two_stages, infinite=infinite), 1))) > 255
     result = run_continual(recipe(two_stages, max_lr=2e-3, infinite=infinite), tmp_path)

@@ -12,7 +12,7 @@ import torch
 
 from curricula.curriculum.mixing import MixingError
 from hf_trainer_ext import CurriculumDataError, CurriculumTrainer
-from hf_trainer_ext.doremi import DoReMiProxyTrainer
+from curricula.methods import GroupDROConfig
 from hf_trainer_ext.reference import ReferenceError, ReferenceLosses, score_reference
 from test_trainer import LossTap, blocks, targs, tiny_gpt2
 
@@ -31,8 +31,8 @@ def reference(tmp_path_factory):
 
 
 def proxy(tmp_path, **kw):
-    args = targs(tmp_path, max_steps=kw.pop("max_steps", 8), domain_weights="uniform", **kw.pop("args", {}))
-    return DoReMiProxyTrainer(model=tiny_gpt2(dropout=0.0, seed=2), args=args, train_dataset=blocks(),
+    args = targs(tmp_path, max_steps=kw.pop("max_steps", 8), **kw.pop("args", {}))
+    return CurriculumTrainer(model=tiny_gpt2(dropout=0.0, seed=2), args=args, train_dataset=blocks(), curriculum=GroupDROConfig(),
                               domain_names=NAMES, tokenizer_identity=IDENTITY, **kw)
 
 
@@ -42,10 +42,10 @@ def test_cached_and_live_reference_give_the_same_weights(reference, tmp_path):
     cached.train()
     live = proxy(tmp_path / "live", reference_model=model)
     live.train()
-    np.testing.assert_allclose([h["weights"] for h in cached.history], [h["weights"] for h in live.history],
+    np.testing.assert_allclose(cached.curriculum.history.weights, live.curriculum.history.weights,
                                rtol=0, atol=1e-9)
-    np.testing.assert_allclose(cached.dro.average, live.dro.average, rtol=0, atol=1e-9)
-    assert len(cached.history) == 8 and not np.allclose(cached.dro.average, 1 / 3)  # the weights moved
+    np.testing.assert_allclose(cached.curriculum.dro.average, live.curriculum.dro.average, rtol=0, atol=1e-9)
+    assert len(cached.curriculum.history) == 8 and not np.allclose(cached.curriculum.dro.average, 1 / 3)  # the weights moved
     doc = json.loads((tmp_path / "cached" / "doremi" / "domain_weights.json").read_text())
     assert doc["tokenizer"]["vocab_sha256"] == IDENTITY["vocab_sha256"]
     assert (tmp_path / "cached" / "doremi" / "domain_weights.png").stat().st_size > 5000
@@ -87,7 +87,7 @@ def test_bad_weights_are_refused(tmp_path, weights, message):
 
 
 def test_weights_need_domain_ids(tmp_path):
-    with pytest.raises(CurriculumDataError, match="domain_weights needs training data with block_id and domain_id"):
+    with pytest.raises(CurriculumDataError, match="method 'mixture' needs training data with block_id and domain_id"):
         CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, max_steps=2, domain_weights="uniform"),
                           train_dataset=blocks().remove_columns(["domain_id"]))
 
@@ -137,7 +137,8 @@ def tiny_packed(tmp_path_factory):
 
 
 def test_pipeline_iterates_rounds_and_trains_the_main_model(tiny_packed, tmp_path):
-    from hf_trainer_ext.doremi import DoReMiRecipe, run_doremi
+    from curricula.pipelines import DoReMiRecipe
+    from hf_trainer_ext.pipelines.doremi import run_doremi
 
     recipe = DoReMiRecipe(rounds=2, reference_steps=4, proxy_steps=4, main_steps=4,
                           model={"n_layer": 1, "n_embd": 32, "n_head": 2}, max_eval_blocks=32,
@@ -155,7 +156,8 @@ def test_pipeline_iterates_rounds_and_trains_the_main_model(tiny_packed, tmp_pat
 
 
 def test_pipeline_refuses_a_domain_missing_from_the_data(tiny_packed, tmp_path):
-    from hf_trainer_ext.doremi import DoReMiRecipe, run_doremi
+    from curricula.pipelines import DoReMiRecipe
+    from hf_trainer_ext.pipelines.doremi import run_doremi
 
     with pytest.raises(ValueError, match=r"domain\(s\) \['web'\] are not in"):
         run_doremi(DoReMiRecipe(domains=["prose", "web"]), tiny_packed, tmp_path)

@@ -258,10 +258,10 @@ PLAN = "name: lfr-tiny\nphases: [{kind: learn, epochs: 1}, {kind: focus, drop_pe
 SAVE_STEPS = (3, 6, 9)  # 96 blocks, global batch 16: 6 learn steps + 3 focus steps (50 % kept), saved every 3
 MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "training_args.bin"}
 RUN_LOG = {"curriculum/epoch-000-learn.parquet", "curriculum/epoch-001-focus.parquet", "curriculum/run.json",
-           "curriculum/focus_reports.jsonl", "curriculum/table.arrow"}
+           "curriculum/focus_reports.jsonl", "curriculum/table.arrow", "run.json"}
 CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "optimizer.pt", "scheduler.pt",
                     "rng_state.pth", "trainer_state.json", "training_args.bin", "training_config.json",
-                    "curriculum/state.json", "curriculum/table.arrow", "curriculum/pending.parquet"}
+                    "curriculum/state.json", "curriculum/table.arrow", "curriculum/pending.parquet", "COMPLETE"}
 
 
 @pytest.fixture

@@ -168,17 +168,34 @@ class DomainMixer:
         self.batch_size, self.seed = int(self.batch_size), int(self.seed)
         self.pools = _check_pools(self.pools, self.weights.size, self.weights, self.names)
         self._sizes = [int(p.size) for p in self.pools]
+        self._set_quotas()
+        n = self.weights.size
+        self._batch_index = 0
+        self._epoch = [0] * n
+        self._pos = [0] * n
+        self._residual = [0] * n  # owed minus given, in 1/UNIT blocks
+
+    def _set_quotas(self) -> None:
         a = _quotas(self.weights, self.batch_size)
         self._quota_units = a
         self._base = np.array([x // UNIT for x in a], dtype=np.int64)  # floor(q_d): slots every batch
         self._frac = [x % UNIT for x in a]  # frac(q_d) in units
         self._extra_domains = [d for d, f in enumerate(self._frac) if f > 0]
         self._k = self.batch_size - int(self._base.sum())  # extra slots per batch
-        n = self.weights.size
-        self._batch_index = 0
-        self._epoch = [0] * n
-        self._pos = [0] * n
-        self._residual = [0] * n  # owed minus given, in 1/UNIT blocks
+
+    def reweight(self, weights) -> None:
+        """New weights from the next batch on (an online mixture): the domains' streams continue where they are and
+        the carried residuals stay, so every batch still sums to ``batch_size`` with each domain's count the floor or
+        ceiling of its quota under that batch's weights. (The |r_d| < 1 bound holds for fixed weights only.)"""
+        w = check_weights(weights, self.names)
+        if w.size != self.n_domains:
+            raise MixingError(f"got {w.size} weights for {self.n_domains} pools")
+        empty = [i for i, (x, s) in enumerate(zip(w, self._sizes)) if x > 0 and s == 0]
+        if empty:
+            raise MixingError(f"{_domain_label(empty[0], self.names)} has an empty pool; give it weight 0")
+        if not np.array_equal(w, self.weights):
+            self.weights = w
+            self._set_quotas()
 
     # ---- counts -------------------------------------------------------------------------------------------------
 

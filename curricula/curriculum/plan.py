@@ -148,7 +148,10 @@ class Plan:
             raise PlanError("the plan is empty; it needs phases, e.g. phases: [{kind: learn, epochs: 1}]")
         if not isinstance(data, Mapping):
             raise PlanError(f"a plan must be a mapping with keys {list(_PLAN_KEYS)}, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(_PLAN_KEYS))
+        if data.get("method", "lfr") != "lfr":
+            raise PlanError(f"a {data['method']} recipe is not a curriculum plan; load it with "
+                            "curricula.recipes.load_recipe")
+        unknown = sorted(set(data) - set(_PLAN_KEYS) - {"method"})
         if unknown:
             raise PlanError(f"plan: unknown key(s) {unknown}; valid keys: {', '.join(_PLAN_KEYS)}")
         declared = data.get("params") or {}
@@ -185,7 +188,7 @@ class Plan:
             have = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
             raise PlanError(f"no bundled recipe {name!r}; available: {', '.join(have) or 'none'}")
         method = (yaml.safe_load(path.read_text()) or {}).get("method")
-        if method is not None:  # the recipes folder also holds the other methods' recipes
+        if method not in (None, "lfr"):  # the recipes folder also holds the other methods' recipes
             raise PlanError(
                 f"recipe {name!r} is a {method} recipe, not a curriculum plan; run it with "
                 f"`curricula {method} ...` (see the comment at the top of {path.name})"

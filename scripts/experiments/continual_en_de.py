@@ -34,7 +34,7 @@ def infinite_schedule(d0_steps: int, d1_steps: int) -> dict:
 
 
 def recipe_for(variant: str, seed: int, d0_steps: int = 400, d1_steps: int = 300):
-    from hf_trainer_ext.continual import ContinualRecipe
+    from curricula.pipelines import ContinualRecipe
 
     return ContinualRecipe.from_dict({
         "stages": [{"name": "en", "packed": str(packed("en-cap2000")), "steps": d0_steps},
@@ -60,7 +60,7 @@ def main() -> None:
     setup(a.threads)
     started = time.time()
 
-    from hf_trainer_ext.continual import run_continual, run_union
+    from hf_trainer_ext.pipelines.continual import run_continual, run_union
 
     recipe = recipe_for(a.variant, a.seed, a.d0_steps, a.d1_steps)
     out = Path(a.out) / f"{a.variant}-seed{a.seed}"

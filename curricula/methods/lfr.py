@@ -1,0 +1,245 @@
+"""LFR (Learn, Focus, Review; Prakriya et al., arXiv 2409.06131) on the seam: a plan of epochs over an index table.
+
+* one curriculum epoch per plan epoch; its steps are the epoch's blocks over the global batch, so a focus epoch is
+  shorter and the LR schedule is sized by the plan's real steps;
+* ``start_epoch`` asks the policy for the epoch's blocks: **the Focus decision is ``LFRPolicy.eligible_for`` in
+  ``curricula/curriculum/lfr.py``**, made at the first epoch of each focus phase from every block's latest perplexity;
+* ``end_epoch`` writes every block's loss of the finished epoch into the table (before the next decision reads it).
+
+Padding: an epoch of ``k`` blocks is trained as ``ceil(k / global_batch)`` optimizer steps, so the last step has
+``pad = steps * global_batch - k`` free slots, filled with blocks from the start of the order encoded as
+``block_id + n_blocks``; the data side trains such a slot with every label ignored (no loss, nothing logged).
+
+Over a weighted mixture (``mixture:`` weights; e.g. what a DoReMi run found): the plan and the Focus decision are
+unchanged (global ranking, the same blocks leave), and each epoch's batches are drawn from the domains' remaining
+blocks in the mixture's exact per-batch proportions, for the same number of steps. A domain the Focus emptied gets
+no more batches; its weight is spread over the others in proportion (and a warning says so).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from curricula.curriculum.index_table import IndexTable
+from curricula.curriculum.lfr import FocusReport, LFRPolicy
+from curricula.curriculum.mixing import DomainMixer
+from curricula.curriculum.plan import Plan, PhaseEpoch, PlanError
+from curricula.errors import ConfigError
+from curricula.methods.base import Curriculum, DataInfo, EpochRecords, MethodConfig, Report, RunInfo, register
+
+TABLE_FILE = "table.arrow"
+
+
+class LFRCurriculum(Curriculum):
+    name = "lfr"
+    needs = frozenset({"block_records"})
+    reports_file = "focus_reports.jsonl"
+
+    def __init__(self, data: DataInfo, run: RunInfo, plan: Plan, mixture: np.ndarray | None = None,
+                 table: IndexTable | None = None):
+        super().__init__(data, run)
+        self.plan = plan
+        self.table = table if table is not None else IndexTable.new(data.domain_ids)
+        self.policy = LFRPolicy(plan)
+        self.mixture = None if mixture is None else np.asarray(mixture, dtype=np.float64)
+        self.epochs: list[PhaseEpoch] = plan.epochs()
+        self.blocks_per_epoch: list[int] = plan.blocks_per_epoch(self.table.n)
+        self.steps_per_epoch: list[int] = [max(1, math.ceil(b / run.global_batch)) for b in self.blocks_per_epoch]
+
+    @property
+    def n_blocks(self) -> int:
+        return self.table.n
+
+    @property
+    def current(self) -> PhaseEpoch:
+        return self.epochs[self.epoch]
+
+    def epoch_steps(self) -> list[int]:
+        return list(self.steps_per_epoch)
+
+    def epoch_label(self, epoch: int) -> PhaseEpoch:
+        return self.epochs[epoch]
+
+    # ---- the epoch's blocks -------------------------------------------------------------------------------------
+
+    def start_epoch(self, epoch: int) -> Report:
+        self.epoch = epoch
+        kept = self.policy.eligible_for(self.epochs[epoch], self.table)
+        report = Report(metrics={"curriculum/next_blocks": int(len(kept))} if epoch > 0 else {})
+        nxt = self.epochs[epoch]
+        if nxt.kind == "focus" and nxt.starts_phase and self.policy.last_report is not None:
+            focus = self.policy.last_report
+            report.event = {"epoch": nxt.index, "phase_index": nxt.phase_index, **focus.to_dict()}
+            totals = self.data.blocks_per_domain()
+            for d, k in focus.kept_per_domain.items():
+                name = self.data.domain_names[int(d)] if int(d) < self.data.n_domains else str(d)
+                report.metrics[f"curriculum/kept_share/{name}"] = k / max(int(totals[int(d)]), 1)
+                if k == 0 and totals[int(d)] > 0:
+                    report.warnings.append(
+                        f"focus at epoch {nxt.index} drops every block of domain {name!r} (its blocks are all among "
+                        f"the {focus.drop_percent:g} % lowest perplexities); it is not trained until the next review")
+        return report
+
+    def epoch_order(self) -> np.ndarray:
+        """The current epoch's slots: its blocks in a (seed, epoch)-deterministic order, then pad slots."""
+        order = self.table.order(self.run.seed, self.epoch)
+        slots = self.steps_per_epoch[self.epoch] * self.run.global_batch
+        if len(order) > slots:  # more kept than planned (only when many losses are non-finite): train the first
+            order = order[:slots]
+        pad = slots - len(order)
+        return np.concatenate([order, np.resize(order, pad) + self.n_blocks]) if pad else order
+
+    def batches(self, epoch: int) -> Iterator[np.ndarray]:
+        if epoch != self.epoch:
+            raise RuntimeError(f"batches of epoch {epoch} requested while the plan is at epoch {self.epoch}")
+        if self.mixture is None:
+            yield from self.epoch_order().reshape(-1, self.run.global_batch)
+            return
+        mixer = self._epoch_mixer()
+        for _ in range(self.steps_per_epoch[epoch]):
+            yield mixer.next_batch()
+
+    def _epoch_mixer(self) -> DomainMixer:
+        eligible = self.table.eligible
+        pools = [p[eligible[p]] for p in self.data.pools()]
+        w = np.where([p.size > 0 for p in pools], self.mixture, 0.0)
+        seed = int(np.random.SeedSequence([self.run.seed, self.epoch]).generate_state(1)[0])
+        return DomainMixer(pools, w / w.sum(), self.run.global_batch, seed, names=list(self.data.domain_names))
+
+    # ---- observation --------------------------------------------------------------------------------------------
+
+    def end_epoch(self, records: EpochRecords | None) -> Report:
+        assert records is not None
+        self.table.update(records.block_id, records.loss, self.epoch)
+        finite = np.isfinite(records.loss)
+        return Report(metrics={"curriculum/epoch": self.epoch, "curriculum/blocks_trained": len(records),
+                               "curriculum/nonfinite_losses": int((~finite).sum())})
+
+    @property
+    def last_focus(self) -> FocusReport | None:
+        return self.policy.last_report
+
+    # ---- persistence --------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "policy": self.policy.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self.policy.load_state_dict(state["policy"])
+
+    def describe(self) -> dict:
+        d: dict[str, Any] = {"plan": self.plan.to_dict()}
+        if self.mixture is not None:
+            d["mixture"] = dict(zip(self.data.domain_names, self.mixture.tolist()))
+        return d
+
+    def plan_info(self) -> dict:
+        """The plan sized in steps (``curriculum/run.json``)."""
+        return {
+            "plan": self.plan.to_dict(),
+            "seed": self.run.seed,
+            "global_batch": self.run.global_batch,
+            "n_blocks": self.n_blocks,
+            "domain_names": list(self.data.domain_names),
+            "epochs": [
+                {"index": e.index, "kind": e.kind, "phase_index": e.phase_index, "drop_percent": e.drop_percent,
+                 "blocks": b, "steps": s}
+                for e, b, s in zip(self.epochs, self.blocks_per_epoch, self.steps_per_epoch)
+            ],
+            "total_steps": self.total_steps,
+            **({"mixture": self.describe()["mixture"]} if self.mixture is not None else {}),
+        }
+
+    def save(self, directory) -> None:
+        from pathlib import Path
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.table.save(directory / TABLE_FILE)
+        super().save(directory)
+
+    def load(self, directory) -> None:
+        from pathlib import Path
+
+        from curricula.errors import CorruptFileError
+
+        super().load(directory)
+        path = Path(directory) / TABLE_FILE
+        try:
+            table = IndexTable.load(path)
+        except (OSError, ValueError) as err:
+            raise CorruptFileError(f"index table {path} cannot be read ({err}); resume from an earlier complete "
+                                   "checkpoint") from None
+        if table.n != self.data.n_rows:
+            raise CorruptFileError(f"index table {path} has {table.n} blocks, the data {self.data.n_rows}")
+        self.table = table
+
+    def write_log(self, log_dir) -> None:
+        """At every boundary: the table with every block's latest statistics."""
+        from pathlib import Path
+
+        self.table.save(Path(log_dir) / TABLE_FILE)
+
+
+@register("lfr")
+@dataclass
+class LFRConfig(MethodConfig):
+    """``method: lfr``: a plan (``phases``, ``params``, ``name``), optionally over a weighted mixture (``mixture``).
+    Keyword parameters (``curriculum_params``) are the plan's parameters, e.g. ``reps``."""
+
+    phases: list = field(default_factory=list)
+    name: str = "plan"
+    params: dict = field(default_factory=dict)
+    mixture: Any = None  # domain weights (as for method: mixture); None: every epoch's blocks in a shuffled order
+    plan: Plan | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.plan is None:
+            self.plan = Plan.from_dict({"name": self.name, "params": self.params, "phases": self.phases})
+        elif not isinstance(self.plan, Plan):
+            raise ConfigError(f"plan must be a curricula Plan, got {type(self.plan).__name__}")
+
+    @classmethod
+    def from_plan(cls, plan: Plan, mixture: Any = None) -> "LFRConfig":
+        return cls(name=plan.name, params=dict(plan.params), phases=[p.to_dict() for p in plan.phases],
+                   mixture=mixture, plan=plan)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **params: Any) -> "LFRConfig":
+        data = {k: v for k, v in dict(data or {}).items() if k != "method"}
+        mixture = data.pop("mixture", None)
+        try:
+            plan = Plan.from_dict(data, **params)
+        except PlanError:
+            raise
+        return cls.from_plan(plan, mixture=mixture)
+
+    @property
+    def sets_steps(self) -> bool:
+        return True
+
+    def with_domain_weights(self, weights: Any) -> "LFRConfig":
+        if self.mixture is not None:
+            raise ConfigError(f"the LFR recipe already runs over the mixture {self.mixture!r}; --domain_weights "
+                              f"{weights!r} would replace it: give the weights in one place")
+        return LFRConfig.from_plan(self.plan, mixture=weights)
+
+    def to_dict(self) -> dict:
+        d = {"method": self.method, **self.plan.to_dict()}
+        if self.mixture is not None:
+            d["mixture"] = self.mixture.tolist() if isinstance(self.mixture, np.ndarray) else self.mixture
+        return d
+
+    def build(self, data: DataInfo, run: RunInfo) -> LFRCurriculum:
+        from curricula.methods.mixture import resolve_weights
+
+        mixture = None
+        if self.mixture is not None:
+            mixture = resolve_weights(self.mixture, data.domain_names, data.blocks_per_domain(), what="mixture")
+        return LFRCurriculum(data, run, self.plan, mixture=mixture)

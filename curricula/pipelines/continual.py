@@ -1,0 +1,108 @@
+"""The continual-pretraining recipe (``method: continual``): dataset stages D0 -> D1 -> ..., their LR schedules and
+replay. The runner is ``hf_trainer_ext.pipelines.continual.run_continual``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from curricula.errors import ConfigError
+
+
+class ContinualError(ConfigError):
+    """A continual recipe that cannot run; the message says how to fix it."""
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_name(name: str, what: str = "stage") -> str:
+    """A stage or variant name becomes a folder under ``--out``: no path separators, no ``..``, nothing hidden."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise ContinualError(
+            f"{what} name {name!r} cannot be a folder name under --out: use letters, digits and _ . + - (not "
+            "starting with a dot, no '/', no '..'), e.g. 'de' or 'stage-1'"
+        )
+    return name
+
+
+@dataclass
+class Stage:
+    name: str
+    packed: str
+    steps: int
+    schedule: dict | None = None  # a curricula schedule; default: warmup + cosine to 0.1 x max over the stage
+    replay: float = 0.0  # share of every global batch drawn from the earlier stages' data
+    replay_seen_only: bool = True
+
+    def __post_init__(self):
+        check_name(self.name)
+        if not isinstance(self.steps, int) or self.steps <= 0:
+            raise ContinualError(f"stage {self.name!r} has steps={self.steps!r}; every stage needs a positive number of steps")
+        if not 0.0 <= float(self.replay) < 1.0:
+            raise ContinualError(
+                f"stage {self.name!r} has replay={self.replay}; the replayed share of a batch must be in [0, 1) "
+                "(0.05 = 5 %), since a batch made only of old data would train nothing new"
+            )
+
+
+@dataclass
+class ContinualRecipe:
+    stages: list[Stage]
+    model: dict = field(default_factory=lambda: {"n_layer": 2, "n_embd": 128, "n_head": 4})
+    model_name_or_path: str | None = None
+    optimizer: str = "keep"  # keep | reset (AdamW moments carried into the next stage, or started anew)
+    max_lr: float = 2e-3
+    infinite: dict | None = None  # one Infinite schedule over all stages instead of per-stage re-warm/re-decay
+    eval_every: int = 50
+    max_eval_blocks: int = 256
+    variants: dict = field(default_factory=dict)  # {"replay": [0.0, 0.05, 0.25]}: variants of the last stage
+    training: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "ContinualRecipe":
+        from curricula.recipes import read_recipe
+
+        data = read_recipe(path)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ContinualRecipe":
+        data = {k: v for k, v in dict(data).items() if k != "method"}
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ContinualError(f"unknown recipe key(s) {unknown}; valid: {[f.name for f in fields(cls)]}")
+        stages = data.get("stages") or []
+        if not stages:
+            raise ContinualError("the recipe has no stages; list them under stages: with name, packed and steps")
+        data = {**data, "stages": [s if isinstance(s, Stage) else Stage(**s) for s in stages]}
+        names = [s.name for s in data["stages"]]
+        if len(set(names)) != len(names):
+            raise ContinualError(f"stage names {names} repeat; give every stage its own name (it is its folder)")
+        if data.get("optimizer", "keep") not in ("keep", "reset"):
+            raise ContinualError(f"optimizer={data['optimizer']!r}: use 'keep' or 'reset'")
+        unknown_variants = sorted(set(data.get("variants") or {}) - {"replay"})
+        if unknown_variants:
+            raise ContinualError(f"variants: unknown key(s) {unknown_variants}; only 'replay' can vary")
+        return cls(**data)
+
+    def variant_names(self) -> list[tuple[str, float]]:
+        """(folder name, replay) of every variant of the last stage."""
+        last = self.stages[-1]
+        replays = self.variants.get("replay") or [last.replay]
+        out = []
+        for x in replays:
+            Stage(last.name, last.packed, last.steps, replay=x)  # validate the replay share
+            out.append((check_name(f"{last.name}-replay{int(round(100 * x))}", "variant"), float(x)))
+        return out
+
+
+def stage_schedule(recipe: ContinualRecipe, index: int) -> dict:
+    stage = recipe.stages[index]
+    if recipe.infinite is not None:
+        offset = sum(s.steps for s in recipe.stages[:index])
+        inner = {"type": "infinite", "max_lr": recipe.max_lr, **recipe.infinite}
+        return {"type": "offset", "schedule": inner, "offset": offset}
+    return stage.schedule or {"type": "warmup_cosine", "max_lr": recipe.max_lr, "total_steps": stage.steps}

@@ -1,0 +1,83 @@
+"""The DoReMi pipeline's recipe (``method: doremi``): what to train, for how long, with which weights.
+
+``mode: proxy`` (the paper): round r trains a reference on round r's weights, caches its per-token losses, trains a
+Group-DRO proxy (``method: group_dro``) whose averaged weights are round r+1's; then the main model on the final
+weights. ``mode: online`` (one run): the reference on the baseline weights, its cache, then the main model learns the
+weights itself while training (``method: doremi_online``): no proxy, no rounds.
+The runner is ``hf_trainer_ext.pipelines.doremi.run_doremi``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curricula.errors import ConfigError
+
+MODES = ("proxy", "online")
+
+
+@dataclass
+class DoReMiRecipe:
+    """``curricula/recipes/doremi.yaml`` / ``doremi_online.yaml``. ``training`` holds TrainingArguments shared by
+    every run."""
+
+    domains: list[str] | None = None  # the domains the data must have (all of the packed data's if None)
+    baseline_weights: Any = "uniform"  # uniform | token_proportional | a list in domain order
+    mode: str = "proxy"  # proxy (reference -> proxy -> main, iterated) | online (reference -> one main run)
+    rounds: int = 1
+    stop_l1: float = 0.0  # stop iterating when the L1 change of the weights falls below this
+    eta: float = 1.0
+    smoothing: float = 1e-3
+    sample_from: str = "current"  # online mode: draw from alpha (current) or its running average
+    reference: str = "cached"  # cached | live
+    reference_steps: int = 200
+    proxy_steps: int = 200
+    main_steps: int = 200
+    run_main: bool = True
+    model: dict = field(default_factory=lambda: {"n_layer": 2, "n_embd": 128, "n_head": 4})
+    training: dict = field(default_factory=dict)
+    max_eval_blocks: int = 512
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f"doremi recipe: mode={self.mode!r}; use one of {list(MODES)}")
+        if self.reference not in ("cached", "live"):
+            raise ConfigError(f"reference={self.reference!r}: use 'cached' (score once) or 'live' (a forward per step)")
+        if self.mode == "online" and self.reference != "cached":
+            raise ConfigError("mode: online needs reference: cached (the main run reads the reference's cached losses)")
+        for key in ("rounds", "reference_steps", "proxy_steps", "main_steps"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"doremi recipe: {key}={v!r} must be a positive integer")
+
+    @classmethod
+    def from_dict(cls, data: dict, **overrides) -> "DoReMiRecipe":
+        data = {k: v for k, v in dict(data or {}).items() if k != "method"}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"doremi recipe: unknown key(s) {unknown}; valid keys: {[f.name for f in fields(cls)]}")
+        return cls(**data)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "DoReMiRecipe":
+        from curricula.recipes import read_recipe
+
+        return cls.from_dict(read_recipe(path), **overrides)
+
+
+def baseline_weights(spec, meta: dict) -> np.ndarray:
+    """Round 0's weights: uniform, token-proportional (by the packed data's training tokens) or a list."""
+    from curricula.curriculum.mixing import check_weights
+
+    names = meta["domain_names"]
+    if spec == "uniform":
+        return np.full(len(names), 1.0 / len(names))
+    if spec == "token_proportional":
+        tokens = np.array([meta["splits"]["train"]["domains"][n]["tokens"] for n in names], dtype=np.float64)
+        return tokens / tokens.sum()
+    return check_weights(np.asarray(spec, dtype=np.float64), names)

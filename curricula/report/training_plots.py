@@ -1,0 +1,92 @@
+"""Plots of what a run's curriculum did: domain weights per step and per round, continual stages' validation loss.
+
+Pure (matplotlib's Agg canvas, no pyplot state); each function draws from plain data and writes a PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_weights(history: list[dict], names: list[str], path: Path, title: str = "domain weights alpha per step"
+                 ) -> Path:
+    """Per-step weights (``history[i]["weights"]``) and their running average (``["average"]``)."""
+    steps = [h["step"] for h in history]
+    fig = _figure(9, 4.5)
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    for d, name in enumerate(names):
+        (line,) = ax1.plot(steps, [h["weights"][d] for h in history], lw=1, label=name)
+        ax2.plot(steps, [h["average"][d] for h in history], lw=1.5, color=line.get_color())
+    ax1.set_title(title)
+    ax2.set_title("running average (DoReMi's output)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    ax1.set_ylabel("weight")
+    ax1.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def plot_rounds(rounds: list[dict], names: list[str], path: Path) -> Path:
+    """DoReMi's weights of every round next to the baseline."""
+    fig = _figure(max(6, 1.1 * len(names)), 4)
+    ax = fig.subplots()
+    width = 0.8 / (len(rounds) + 1)
+    x = np.arange(len(names))
+    ax.bar(x, rounds[0]["reference_weights"], width, label="baseline (round 0 reference)", color="0.7")
+    for i, r in enumerate(rounds):
+        ax.bar(x + (i + 1) * width, r["weights"], width, label=f"round {r['round']} (L1 change {r['l1_change']:.3f})")
+    ax.set_xticks(x + width * len(rounds) / 2, names, rotation=20)
+    ax.set_ylabel("domain weight")
+    ax.set_title("DoReMi domain weights per round")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
+
+
+def plot_continual(result: dict, path: Path) -> Path:
+    """Validation loss of every stage's data over global steps; one line style per last-stage variant."""
+    fig = _figure(9, 4.5)
+    ax = fig.subplots()
+    offset = sum(s["steps"] for s in result["stages"])
+    keys = sorted({k for s in result["stages"] + result["last_stage_variants"] for h in s["curve"] for k in h
+                   if k.startswith("eval_") and k.endswith("_loss")})
+    colors = {k: f"C{i}" for i, k in enumerate(keys)}
+    start = 0
+    for s in result["stages"]:
+        for k in keys:
+            pts = [(start + h["step"], h[k]) for h in s["curve"] if k in h]
+            if pts:
+                ax.plot(*zip(*pts), color=colors[k], lw=1.5)
+        start += s["steps"]
+        ax.axvline(start, color="0.5", ls=":", lw=1)
+    styles = ["-", "--", "-.", ":"]
+    for v_i, v in enumerate(result["last_stage_variants"]):
+        for k in keys:  # each line starts from the state the variant branched from
+            pts = [(offset, v["before"][k])] if k in v["before"] else []
+            pts += [(offset + h["step"], h[k]) for h in v["curve"] if k in h]
+            if pts:
+                label = f"{k[5:-5]} data, last stage replay {100 * v['replay']:.0f}%"
+                ax.plot(*zip(*pts), color=colors[k], ls=styles[v_i % 4], lw=1.2, label=label)
+    ax.set_xlabel("optimizer step (all stages)")
+    ax.set_ylabel("validation loss")
+    ax.set_title("Continual pretraining: validation loss on each stage's data")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)

@@ -1,0 +1,194 @@
+"""Continual pretraining in stages D0 → D1 → …, with LR re-warm/re-decay or an infinite schedule, and replay.
+
+Each stage is a ``CurriculumTrainer`` run on the previous stage's weights (and, with ``optimizer: keep``, its AdamW
+state) whose method is ``replay`` (``curricula.methods.mixture``): its training rows are the stage's own blocks
+followed by the replay pool, drawn in proportions (1 - x, x): compute-equivalent replay (replayed blocks take slots of
+new ones; the batch size stays), exact counts per batch with rounding carried across batches, the identical stream on
+every rank. The replay pool is every earlier stage's blocks (``replay_seen_only: false``) or exactly those an earlier
+stage trained on, recomputed from its deterministic stream (``true``, the gpt-neox PR's behaviour). Throughout, every
+stage's validation data is evaluated (``eval_<stage>_loss``), so forgetting and adaptation show as curves.
+
+Variants of the last stage (e.g. replay 0 %, 5 %, 25 %) branch from the same end-of-previous-stage state. Stage and
+variant names are folder names under ``--out`` (validated by the recipe).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from curricula.data.packed import PackedData
+from curricula.methods import ReplayConfig
+from curricula.pipelines.continual import ContinualError, ContinualRecipe, Stage, stage_schedule  # noqa: F401
+from curricula.report.training_plots import plot_continual
+from curricula.run_layout import write_json
+from hf_trainer_ext.trainer import CurriculumTrainer
+
+
+def domain_names(stages_data: list[dict]) -> tuple[list[str], list[int]]:
+    """One domain numbering over all stages (``<stage>/<domain>``) and each stage's shift into it."""
+    names, shifts = [], []
+    for data in stages_data:
+        shifts.append(len(names))
+        names += [f"{data['name']}/{n}" for n in data["meta"]["domain_names"]]
+    return names, shifts
+
+
+def _shift_domains(ds, shift: int, what: str):
+    if shift == 0:
+        return ds
+    return ds.map(lambda b: {"domain_id": [d + shift for d in b["domain_id"]]}, batched=True, desc=what,
+                  keep_in_memory=True)  # never a cache file next to the (possibly read-only) input data
+
+
+def _stage_data(stages_data: list[dict], index: int, seen: list[np.ndarray | None], seen_only: bool):
+    """Stage ``index``'s blocks followed by the replay pool (earlier stages), with dense block ids."""
+    from datasets import concatenate_datasets
+
+    _, shifts = domain_names(stages_data)
+    parts, pools, offset = [], [], 0
+    for j in [index, *range(index)]:
+        data = stages_data[j]
+        ds = data["train"].select_columns(["input_ids", "domain_id", "block_id"])
+        if j != index and seen_only and seen[j] is not None:
+            ds = ds.select(seen[j].tolist(), keep_in_memory=True)
+        parts.append(_shift_domains(ds, shifts[j], f"stage data {data['name']}"))
+        pools.append(np.arange(offset, offset + len(ds)))
+        offset += len(ds)
+    combined = concatenate_datasets(parts).remove_columns(["block_id"])
+    combined = combined.add_column("block_id", np.arange(len(combined)))
+    replay_pool = np.concatenate(pools[1:]) if len(pools) > 1 else np.zeros(0, np.int64)
+    return combined, pools[0], replay_pool
+
+
+def eval_sets(stages_data: list[dict]) -> dict:
+    _, shifts = domain_names(stages_data)
+    return {d["name"]: _shift_domains(d["validation"], s, f"validation {d['name']}")
+            for d, s in zip(stages_data, shifts) if d["validation"] is not None}
+
+
+def _load_stages(recipe: ContinualRecipe) -> list[dict]:
+    out = []
+    for s in recipe.stages:
+        data = PackedData.load(s.packed)
+        out.append({"name": s.name, "meta": data.meta, "train": data.train,
+                    "validation": data.validation(recipe.max_eval_blocks)})
+    first = out[0]["meta"]["tokenizer"]
+    for d in out[1:]:
+        if d["meta"]["tokenizer"]["vocab_sha256"] != first["vocab_sha256"]:
+            raise ContinualError(
+                f"stage {d['name']!r} is packed with tokenizer {d['meta']['tokenizer']['name']!r}, stage "
+                f"{out[0]['name']!r} with {first['name']!r}; pack every stage with the same tokenizer"
+            )
+    return out
+
+
+def seen_rows(curriculum) -> np.ndarray:
+    """The rows a stage trained on, recomputed from its deterministic stream."""
+    return np.unique(np.concatenate(list(curriculum.batches(0))))
+
+
+def _run_stage(recipe, data, index, model, optimizer_state, seen, out: Path, replay: float, lineage=()):
+    from hf_trainer_ext.arguments import CurriculumTrainingArguments
+
+    stage = recipe.stages[index]
+    combined, new_pool, _ = _stage_data(data, index, seen, stage.replay_seen_only)
+    names, _ = domain_names(data)
+    base = {"per_device_train_batch_size": 16, "weight_decay": 0.1, "logging_steps": 25, "report_to": "none",
+            "save_strategy": "no", "seed": 0, "disable_tqdm": False}
+    base.update(recipe.training)
+    args = CurriculumTrainingArguments(
+        output_dir=str(out), max_steps=stage.steps, learning_rate=recipe.max_lr, eval_strategy="steps",
+        eval_steps=recipe.eval_every, lr_schedule=stage_schedule(recipe, index), **base)
+    method = ReplayConfig(replay=replay, new_rows=len(new_pool), stage=stage.name, seed=args.seed + index)
+    trainer = CurriculumTrainer(model=model, args=args, train_dataset=combined, eval_dataset=eval_sets(data),
+                                domain_names=names, curriculum=method, tokenizer_identity=data[0]["meta"]["tokenizer"],
+                                lineage=list(lineage))
+    if optimizer_state is not None and recipe.optimizer == "keep":
+        trainer.create_optimizer()
+        trainer.optimizer.load_state_dict(optimizer_state)
+    before = {k: v for k, v in trainer.evaluate().items() if k.endswith("_loss")}
+    trainer.train()
+    after = {k: v for k, v in trainer.evaluate().items() if k.endswith("_loss")}
+    curve = [h for h in trainer.state.log_history if any(k.endswith("_loss") and k.startswith("eval_") for k in h)]
+    stage_seen = seen_rows(trainer.curriculum)
+    own_seen = stage_seen[stage_seen < len(new_pool)]  # rows of this stage's own blocks (they come first)
+    return trainer, {"stage": stage.name, "replay": replay, "steps": stage.steps, "before": before, "after": after,
+                     "curve": curve, "schedule": stage_schedule(recipe, index)}, own_seen
+
+
+def _first_model(recipe: ContinualRecipe, data: list[dict]):
+    """The model the first stage (or the union run) starts from: the recipe's folder, its tokenizer checked against
+    the data, or a new GPT-2 initialised from the run's seed."""
+    from hf_trainer_ext.reference import model_for_data
+
+    return model_for_data(data[0]["meta"], recipe.model_name_or_path, seed=int(recipe.training.get("seed", 0)),
+                          **recipe.model)
+
+
+def _is_main() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
+    """All stages in order; variants of the last stage branch from the same state. Writes ``OUT/continual.json``."""
+    out_dir = Path(out_dir)
+    data = _load_stages(recipe)
+    model = _first_model(recipe, data)
+    seen: list[np.ndarray | None] = [None] * len(recipe.stages)
+    results, opt_state = [], None
+    last = len(recipe.stages) - 1
+    lineage: list[dict] = []
+    for i in range(last):
+        name = recipe.stages[i].name
+        trainer, res, own = _run_stage(recipe, data, i, model, opt_state, seen, out_dir / name,
+                                       recipe.stages[i].replay, lineage)
+        seen[i] = own
+        trainer.save_model()  # OUT/<stage>: the checkpoint every later stage (and variant) starts from
+        opt_state = copy.deepcopy(trainer.optimizer.state_dict())
+        results.append(res)
+        lineage = [{"role": "previous_stage", "path": str(out_dir / name)}]
+    branch = copy.deepcopy(model.state_dict())
+    variants = []
+    for name, x in recipe.variant_names():
+        model.load_state_dict(branch)
+        trainer, res, _ = _run_stage(recipe, data, last, model, opt_state, seen, out_dir / name, x, lineage)
+        trainer.save_model()
+        variants.append(res)
+    result = {"stages": results, "last_stage_variants": variants, "recipe": _jsonable(asdict(recipe))}
+    if _is_main():
+        write_json(out_dir / "continual.json", result)
+        plot_continual(result, out_dir / "continual.png")
+    return result
+
+
+def run_union(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
+    """The from-scratch reference of continual pretraining: one run on the union of all stages' data with the same
+    total steps, each stage's blocks drawn in proportion to its steps (the same tokens of each dataset as the staged
+    run, all at once), one warmup + cosine schedule. Writes ``OUT/union.json``."""
+    total = sum(s.steps for s in recipe.stages)
+    last = recipe.stages[-1]
+    earlier = 1.0 - last.steps / total  # share of every batch from the earlier stages' data
+    union = replace(recipe, infinite=None, variants={}, stages=[
+        *recipe.stages[:-1], replace(last, name="union", steps=total, replay=earlier, replay_seen_only=False,
+                                     schedule=None)])
+    data = _load_stages(recipe)
+    model = _first_model(recipe, data)
+    seen: list[np.ndarray | None] = [None] * len(recipe.stages)
+    out_dir = Path(out_dir)
+    trainer, res, _ = _run_stage(union, data, len(recipe.stages) - 1, model, None, seen, out_dir / "union", earlier)
+    trainer.save_model()
+    if _is_main():
+        write_json(out_dir / "union.json", {"union": res, "recipe": _jsonable(asdict(recipe))})
+    return res
+
+
+def _jsonable(x):
+    import json
+
+    return json.loads(json.dumps(x, default=str))
