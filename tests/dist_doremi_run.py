@@ -1,6 +1,8 @@
 """Run by tests/test_doremi_trainer.py under `torchrun --nproc_per_node 2`: a DoReMi proxy (method group_dro) on 2 CPU processes.
 
 argv: OUT CACHE_DIR [MAX_STEPS [RESUME_CHECKPOINT]]. Each rank writes the domain weights it held after every step.
+With DOREMI_METHOD=online the run is the one-run DoReMi (doremi_online) instead of the proxy; each rank also writes
+the full sampling stream it replays from those weights.
 """
 
 import json
@@ -11,20 +13,25 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_trainer import blocks, targs, tiny_gpt2  # noqa: E402
 
-from curricula.methods import GroupDROConfig  # noqa: E402
+import os  # noqa: E402
+
+from curricula.methods import DoReMiOnlineConfig, GroupDROConfig  # noqa: E402
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
 
 out, cache = Path(sys.argv[1]), sys.argv[2]
 max_steps = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 resume = sys.argv[4] if len(sys.argv) > 4 else None
-args = targs(out / "proxy", max_steps=max_steps, per_device_train_batch_size=4,
+online = os.environ.get("DOREMI_METHOD") == "online"
+method = DoReMiOnlineConfig(smoothing=0.1) if online else GroupDROConfig()
+args = targs(out / ("online" if online else "proxy"), max_steps=max_steps, per_device_train_batch_size=4,
              gradient_accumulation_steps=2, ddp_find_unused_parameters=False, save_strategy="steps", save_steps=4)
-tr = CurriculumTrainer(model=tiny_gpt2(dropout=0.0, seed=2), args=args, train_dataset=blocks(), reference_losses=cache, curriculum=GroupDROConfig(),
+tr = CurriculumTrainer(model=tiny_gpt2(dropout=0.0, seed=2), args=args, train_dataset=blocks(), reference_losses=cache, curriculum=method,
                        tokenizer_identity={"name": "synthetic", "vocab_sha256": "0" * 64})
 tr.train(resume_from_checkpoint=resume)
 rank = tr.args.process_index
-(out / f"weights-rank{rank}{'-resumed' if resume else ''}.json").write_text(json.dumps(
-    {"history": tr.curriculum.history.rows(), "average": tr.curriculum.dro.average.tolist(), "world": tr.args.world_size}))
+(out / f"weights-rank{rank}{'-online' if online else ''}{'-resumed' if resume else ''}.json").write_text(json.dumps(
+    {"history": tr.curriculum.history.rows(), "average": tr.curriculum.dro.average.tolist(), "world": tr.args.world_size,
+     "stream": list(iter(tr.curriculum_sampler())) if online else None}))
 
 from hf_trainer_ext.distributed import shutdown_distributed  # noqa: E402
 
