@@ -24,7 +24,6 @@ What the caller must get right (the hazards of the published implementations):
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,12 +262,10 @@ def read_weights_json(path, domain_names, tokenizer_identity=None) -> np.ndarray
 
 
 def write_weights_json(path, content: dict) -> Path:
-    """Write ``weights_json(...)`` output atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(content, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``weights_json(...)`` output atomically (``curricula.run_layout``)."""
+    from curricula.run_layout import write_json
+
+    return write_json(path, content)
 
 
 def l1_change(a, b) -> float:

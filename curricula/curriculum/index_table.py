@@ -354,9 +354,11 @@ class IndexTable:
         """Write Arrow IPC to a temporary file next to ``path``, then ``os.replace`` it: readers see the old file or
         the new one, never a partial one, and a failed write leaves no temporary behind. ``fsync=True`` also makes
         the new file durable across power loss (slow for large tables)."""
+        from curricula.run_layout import atomic_write
+
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+
+        def write(tmp: Path) -> None:
             _write_ipc(self.to_arrow(), tmp)
             if fsync:
                 fd = os.open(tmp, os.O_RDONLY)
@@ -364,10 +366,8 @@ class IndexTable:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+        atomic_write(path, write)
         if fsync:
             fd = os.open(path.parent, os.O_RDONLY)
             try:

@@ -8,7 +8,6 @@ many processes trained the epoch.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +55,10 @@ def records_table(records: dict, epoch: PhaseEpoch) -> pa.Table:
     )
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def write_epoch_log(log_dir: Path, epoch: PhaseEpoch, records: dict) -> Path:
-    return write_parquet_atomic(records_table(records, epoch), epoch_log_path(log_dir, epoch))
+    from curricula.run_layout import write_parquet
+
+    return write_parquet(epoch_log_path(log_dir, epoch), records_table(records, epoch))
 
 
 def read_curriculum_log(run_dir: Path) -> pa.Table:

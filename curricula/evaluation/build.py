@@ -267,11 +267,9 @@ def _build_nextline(
 
 
 def _write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    from curricula.run_layout import write_text
+
+    write_text(path, "".join(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n" for rec in records))
 
 
 def build_tasks(

@@ -100,8 +100,7 @@ def write_result(path: Path, result: dict, started: float) -> None:
     """Atomically (a crash leaves no half result that the runner would take as done)."""
     result = {**result, "command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": git_commit(),
               "hardware": hardware(), "seconds": round(time.time() - started, 1)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(path)
+    from curricula.run_layout import write_json
+
+    write_json(path, result)
     print(f"wrote {path}")
