@@ -12,6 +12,9 @@ dropout, ``model.loss_type = "ForCausalLM"`` for every run so all normalise the 
             ``logging_steps=10**9``;
   logging   ``CurriculumTrainer``, ``log_block_losses=True``, no curriculum: one per-token CE pass gives the loss and
             every block's mean loss (recorded on device), per-domain perplexity logged at ``logging_steps=10``;
+  online    ``CurriculumTrainer`` with the one-run DoReMi (``doremi_online``): per-step excess loss over a cached
+            reference (scored once, before the runs, by a second GPT-2), the Group-DRO update after every optimizer
+            step and batches drawn from the weights (goal: <= 1.05x a plain step);
   lfr       ``CurriculumTrainer(curriculum="lfr")`` (learn, focus 50 %, review, 2 x focus 70 %) on a random subset of
             blocks (renumbered 0..N-1) just large enough for the plan to run warm-up + ``--steps`` steps, so its plan
             epochs are short (<= 13 steps at the defaults); its phase boundaries (gather, log, table update, next
@@ -90,7 +93,7 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-KINDS = ("vanilla", "logging", "lfr")
+KINDS = ("vanilla", "logging", "online", "lfr")
 
 
 def _rss_mb() -> float:
@@ -120,6 +123,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--logging-steps", type=int, default=10, help="logging_steps of the CurriculumTrainer runs")
     ap.add_argument("--lfr", action=argparse.BooleanOptionalAction, default=True, help="also time curriculum='lfr'")
+    ap.add_argument("--online", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the one-run DoReMi (doremi_online) with a cached reference")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", type=float, default=0.9,
@@ -206,6 +211,22 @@ def main() -> None:
         model.loss_type = "ForCausalLM"  # GPT-2 leaves it unset: Trainer would count B*T loss tokens, not B*(T-1)
         return model
 
+    cache = None
+    if args.online:  # the reference's per-token losses, scored once (not timed)
+        from hf_trainer_ext.reference import score_reference
+
+        torch.manual_seed(args.seed + 1)
+        reference = GPT2LMHeadModel(cfg)
+        # a random subset (renumbered 0..N-1), 4x the blocks the run trains: scoring all of them would take minutes
+        pick = np.sort(np.random.default_rng(args.seed).permutation(len(blocks))[:4 * args.batch * (args.warmup + args.steps)])
+        online_ds = (blocks.select(pick.tolist()).flatten_indices().remove_columns(["block_id"])
+                     .add_column("block_id", np.arange(len(pick), dtype=np.int64)))
+        t = time.perf_counter()
+        cache = score_reference(reference, online_ds, tmp / "reference", batch_size=32,
+                                tokenizer_identity=meta["tokenizer"]).parent
+        print(f"reference scored once: {len(online_ds):,} blocks in {time.perf_counter() - t:.1f} s", flush=True)
+        del reference
+
     n_params = sum(p.numel() for p in make_model().parameters())
     print(f"model GPT-2 {args.layers} layers x {args.width} (heads {args.heads}), vocab {args.vocab}, "
           f"{n_params / 1e6:.2f} M params, fp32; batch {args.batch} x {block_size} = {tokens_per_step} tokens/step; "
@@ -252,6 +273,14 @@ def main() -> None:
             trainer = CurriculumTrainer(make_model(), targs, train_dataset=blocks, domain_names=domain_names,
                                         callbacks=[timer])
             assert trainer.block_logging
+        elif kind == "online":
+            from curricula.methods import DoReMiOnlineConfig
+
+            targs = CurriculumTrainingArguments(max_steps=args.warmup + args.steps, logging_steps=args.logging_steps,
+                                                **common)
+            trainer = CurriculumTrainer(make_model(), targs, train_dataset=online_ds, domain_names=domain_names,
+                                        curriculum=DoReMiOnlineConfig(), reference_losses=cache,
+                                        tokenizer_identity=meta["tokenizer"], callbacks=[timer])
         else:
             targs = CurriculumTrainingArguments(curriculum="lfr", logging_steps=args.logging_steps, **common)
             trainer = CurriculumTrainer(make_model(), targs, train_dataset=lfr_ds, callbacks=[timer])
@@ -277,7 +306,7 @@ def main() -> None:
     def p25(xs):
         return float(np.percentile(xs, 25))
 
-    kinds = [k for k in KINDS if k != "lfr" or lfr_ds is not None]
+    kinds = [k for k in KINDS if (k != "lfr" or lfr_ds is not None) and (k != "online" or cache is not None)]
     results: dict[str, list[dict]] = {k: [] for k in kinds}
     t_start, load_before = time.perf_counter(), _load()
     for rep in range(args.repeats):

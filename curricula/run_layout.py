@@ -74,6 +74,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def is_disk_full(err: BaseException) -> bool:
+    return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or _is_enospc(err)
+
+
 def _is_enospc(err: BaseException) -> bool:
     """torch and pyarrow report a full disk as their own errors ('unexpected pos', 'No space left')."""
     text = str(err)
@@ -269,3 +273,59 @@ class RunDir:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+# ---- checkpoints: which are complete, which to resume from --------------------------------------------------------
+
+MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+               "pytorch_model_fsdp_0")
+RESUME_LATEST = ("latest", "true", "True", "1")
+
+
+def checkpoint_missing(path: Path, curriculum: bool) -> list[str]:
+    """What a complete checkpoint has and this one lacks (empty: complete). The marker is written last."""
+    path = Path(path)
+    missing = []
+    if not (path / "trainer_state.json").is_file():
+        missing.append("trainer_state.json")
+    if not any((path / m).exists() for m in MODEL_FILES):
+        missing.append("the model weights (model.safetensors)")
+    if curriculum and not (path / "curriculum" / "state.json").is_file():
+        missing.append("curriculum/state.json")
+    if not (path / COMPLETE).is_file():
+        missing.append(f"{COMPLETE} (the marker written last)")
+    return missing
+
+
+def resolve_resume(run_dir: str | os.PathLike, spec: str | bool | None, curriculum: bool,
+                   warn: Callable[[str], None] = print) -> Path | None:
+    """The checkpoint to resume from: ``None`` (a fresh run), ``True``/``"latest"`` (the newest complete checkpoint in
+    ``run_dir``; newer incomplete ones are skipped with a warning) or a path (refused when missing or incomplete, with
+    the complete checkpoint to use instead)."""
+    from curricula.errors import CheckpointError
+
+    if spec is None or spec is False or spec == "":
+        return None
+    run = RunDir(run_dir)
+    complete = [p for p in run.checkpoints() if not checkpoint_missing(p, curriculum)]
+    instead = (f"resume from {complete[-1]} (the newest complete one) or with --resume_from_checkpoint latest"
+               if complete else "no complete checkpoint is left: start anew with --overwrite_output_dir")
+    if spec is True or (isinstance(spec, str) and spec in RESUME_LATEST):
+        for p in reversed(run.checkpoints()):
+            missing = checkpoint_missing(p, curriculum)
+            if not missing:
+                return p
+            warn(f"skipping {p}: incomplete (missing {', '.join(missing)}), written when the run stopped")
+        found = run.checkpoints()
+        raise CheckpointError(
+            f"--resume_from_checkpoint {spec}: {run.root} has no complete checkpoint"
+            + (f" ({len(found)} incomplete: {', '.join(p.name for p in found)})" if found else " (none at all)")
+            + "; start anew (with --overwrite_output_dir if the folder holds an older run)")
+    path = Path(spec)
+    if not path.exists():
+        raise CheckpointError(f"--resume_from_checkpoint {path}: no such folder; {instead}")
+    missing = checkpoint_missing(path, curriculum)
+    if missing:
+        raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)}): it was being written when the run "
+                              f"stopped, or it was not saved by a curricula run; {instead}")
+    return path

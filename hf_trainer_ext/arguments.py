@@ -62,6 +62,23 @@ class CurriculumTrainingArguments(TrainingArguments):
         metadata={"help": "Record every trained block's loss from the training forward pass (the curriculum log) "
                           "and report per-domain training perplexity."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start a new run in an output_dir that holds another run's curriculum log, run record or "
+                          "checkpoints, deleting them (without it such a folder is refused unless you resume)."},
+    )
+    nonfinite_policy: str = field(
+        default="stop",
+        metadata={"help": "What to do when training losses become non-finite (NaN/inf) or explode: 'stop' (raise a "
+                          "clear error at the first epoch end or logging step where more than max_nonfinite_share of "
+                          "the block losses are non-finite, or the mean loss exceeds max_loss) or 'warn'."},
+    )
+    max_nonfinite_share: float = field(
+        default=0.01, metadata={"help": "Share of non-finite block losses (in an epoch or logging window) tolerated."}
+    )
+    max_loss: float | None = field(
+        default=None, metadata={"help": "Stop (or warn) when a logging window's mean block loss exceeds this."}
+    )
     reference_losses: str | None = field(
         default=None,
         metadata={"help": "Cached reference losses (a folder written by score_reference / curricula doremi) for "
@@ -77,10 +94,45 @@ class CurriculumTrainingArguments(TrainingArguments):
             raise ConfigError("eval_tasks needs eval_tokenizer: the tokenizer the model was trained with (e.g. 'gpt2')")
         if self.curriculum_config is not None and not self.log_block_losses:
             raise ConfigError("a curriculum needs the block losses: keep log_block_losses=True")
+        if self.curriculum_seed is not None and self.curriculum_config is None:
+            raise ConfigError("--curriculum_seed is given without a curriculum: it would be ignored; drop it or name "
+                              "the method (--curriculum ..., --domain_weights ...)")
+        if self.anneal_at is not None and (self.lr_schedule or {}).get("type") not in ("infinite", "offset", "stages"):
+            raise ConfigError(f"--anneal_at {self.anneal_at} needs an LR schedule with an anneal phase "
+                              "(--lr_schedule with type infinite); with lr_scheduler_type it would be ignored")
+        if self.nonfinite_policy not in ("stop", "warn"):
+            raise ConfigError(f"--nonfinite_policy {self.nonfinite_policy!r}: use 'stop' or 'warn'")
+        if not 0.0 <= self.max_nonfinite_share < 1.0:
+            raise ConfigError(f"--max_nonfinite_share {self.max_nonfinite_share}: a share in [0, 1)")
+        check_launch(self)
 
     @property
     def block_order_seed(self) -> int:
         return self.curriculum_seed if self.curriculum_seed is not None else self.seed
+
+
+def check_launch(args: TrainingArguments) -> None:
+    """A launcher that asked for several processes must get them (otherwise each trains alone into one folder)."""
+    import os
+
+    from curricula.errors import LaunchError
+
+    env_world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if env_world > 1 and args.world_size == 1:
+        raise LaunchError(
+            f"the launcher started {env_world} processes (WORLD_SIZE={env_world}) but this one trains alone: each "
+            "process would run its own full training into the same output_dir. On a machine without GPUs pass "
+            "--use_cpu true (e.g. accelerate launch --multi_gpu --num_processes 2 ... --use_cpu true), or launch with "
+            "torchrun --nproc_per_node N"
+        )
+    simple_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ and "MASTER_ADDR" in os.environ
+    if simple_accelerate and "WORLD_SIZE" not in os.environ and "OMPI_COMM_WORLD_SIZE" not in os.environ \
+            and "PMI_SIZE" not in os.environ:
+        raise LaunchError(
+            "accelerate launch was asked for several processes but started one (without --multi_gpu its multi-CPU "
+            "path needs MPI): use accelerate launch --multi_gpu --num_processes N --use_cpu true ..., or torchrun "
+            "--nproc_per_node N"
+        )
 
 
 def parse_mapping(value: Any, flag: str) -> dict | None:

@@ -10,12 +10,22 @@ what the curriculum does is written once, in ``trainer.py``, and what depends on
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from curricula.run_layout import disk_full, is_disk_full
 
 #: ``set_initial_training_values`` returns (num_train_epochs, num_update_steps_per_epoch, num_examples,
 #: num_train_samples, total_train_batch_size, steps_in_epoch, max_steps)
 NUM_TRAIN_EPOCHS, NUM_TRAIN_SAMPLES, TOTAL_TRAIN_BATCH_SIZE, MAX_STEPS = 0, 3, 4, 6
+
+
+def running_loss_sum(trainer) -> float:
+    """The training loss summed over the steps of this ``train()`` call so far: Trainer keeps it in
+    ``_total_loss_scalar`` (drained at logging steps) plus ``_tr_loss`` (on device since the last logging step)."""
+    tr = getattr(trainer, "_tr_loss", None)
+    return float(getattr(trainer, "_total_loss_scalar", 0.0)) + (float(tr.item()) if tr is not None else 0.0)
 
 
 class TrainerCompat:
@@ -55,14 +65,19 @@ class TrainerCompat:
     def _save_checkpoint(self, model, trial):
         # Trainer rotates older checkpoints away inside _save_checkpoint, before the on_save callbacks run: with
         # save_total_limit=1 a crash while the curriculum state is written would leave no resumable checkpoint. So the
-        # rotation waits until the curriculum state and the completeness marker are on disk.
+        # rotation waits until the curriculum state and the completeness marker are on disk. A full disk surfaces from
+        # torch.save as "[enforce fail at inline_container.cc] ... unexpected pos": say what it is and where.
         limit = self.args.save_total_limit
         self.args.save_total_limit = None
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         try:
             super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as err:
+            if is_disk_full(err):
+                raise disk_full(Path(folder), err) from err
+            raise
         finally:
             self.args.save_total_limit = limit
-        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         self.finish_checkpoint(folder)
 
     def _push_from_checkpoint(self, checkpoint_folder):

@@ -24,6 +24,7 @@ class BlockLossRecorder:
         self._n = 0
         self._dom_sum: torch.Tensor | None = None
         self._dom_cnt: torch.Tensor | None = None
+        self._dom_bad: torch.Tensor | None = None
 
     def reserve(self, capacity: int, device: torch.device | str = "cpu") -> None:
         """Make room for ``capacity`` records (call it once per run, before training allocates its big buffers)."""
@@ -54,10 +55,13 @@ class BlockLossRecorder:
         if self._dom_sum is None:
             self._dom_sum = torch.zeros(self.n_domains, dtype=torch.float64, device=loss.device)
             self._dom_cnt = torch.zeros(self.n_domains, dtype=torch.float64, device=loss.device)
-        real = (block_id >= 0) & torch.isfinite(loss)
+            self._dom_bad = torch.zeros(self.n_domains, dtype=torch.float64, device=loss.device)
+        finite = torch.isfinite(loss)
+        real = (block_id >= 0) & finite
         dom = domain_id.clamp(0, self.n_domains - 1)
         self._dom_sum.index_add_(0, dom, torch.where(real, loss, 0.0).double())
         self._dom_cnt.index_add_(0, dom, real.double())
+        self._dom_bad.index_add_(0, dom, ((block_id >= 0) & ~finite).double())
         if self.keep_records:
             self._append(block_id.detach(), domain_id.detach(), step, loss)
 
@@ -93,17 +97,26 @@ class BlockLossRecorder:
 
     def domain_losses(self, accelerator) -> dict[int, float]:
         """Mean training loss per domain since the last call, over all processes (collective)."""
+        return self.window(accelerator)["domains"]
+
+    def window(self, accelerator) -> dict:
+        """Since the last call, over all processes (collective): each domain's mean loss over its finite block losses
+        (``domains``), and the counts of finite and non-finite block losses with the finite ones' sum (the
+        divergence check)."""
+        k = self.n_domains
         if self._dom_sum is None:
-            s = torch.zeros(self.n_domains, dtype=torch.float64, device=accelerator.device if accelerator else "cpu")
-            c = s.clone()
+            dev = accelerator.device if accelerator is not None else "cpu"
+            stats = torch.zeros(3, k, dtype=torch.float64, device=dev)
         else:
-            s, c = self._dom_sum.clone(), self._dom_cnt.clone()
+            stats = torch.stack([self._dom_sum, self._dom_cnt, self._dom_bad])
             self._dom_sum.zero_()
             self._dom_cnt.zero_()
+            self._dom_bad.zero_()
         if accelerator is not None and accelerator.num_processes > 1:
-            s, c = accelerator.reduce(s.to(accelerator.device), "sum"), accelerator.reduce(c.to(accelerator.device), "sum")
-        s, c = s.cpu().tolist(), c.cpu().tolist()
-        return {d: s[d] / c[d] for d in range(self.n_domains) if c[d] > 0}
+            stats = accelerator.reduce(stats.to(accelerator.device), "sum")
+        s, c, bad = stats.cpu().tolist()
+        return {"domains": {d: s[d] / c[d] for d in range(k) if c[d] > 0}, "finite": sum(c), "nonfinite": sum(bad),
+                "loss_sum": sum(s)}
 
 
 def perplexity(loss: float) -> float:

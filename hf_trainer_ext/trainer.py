@@ -29,14 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import Trainer
-from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
+from transformers.trainer_utils import rotate_checkpoints
 
 from curricula.curriculum.log import LOG_DIR, sort_records, write_epoch_log
-from curricula.errors import CheckpointError, ConfigError
+from curricula.errors import ConfigError, DivergenceError, RunFolderError
 from curricula.methods.base import Curriculum, DataInfo, EpochRecords, MethodConfig, Report, RunInfo
-from curricula.run_layout import COMPLETE, RunDir, append_jsonl, atomic_dir, new_run_id, write_json, write_parquet
+from curricula.run_layout import (COMPLETE, RunDir, atomic_dir, checkpoint_missing, new_run_id, read_json, read_table,
+                                  resolve_resume,
+                                  write_json, write_parquet, write_text)
 from hf_trainer_ext.callbacks import CurriculumCallback
-from hf_trainer_ext.compat import TrainerCompat
+from hf_trainer_ext.compat import TrainerCompat, running_loss_sum
 from hf_trainer_ext.data import (BLOCK_COLUMNS, BlockCollator, BlockDataset, CurriculumDataError, check_block_dataset,
                                  check_collator)
 from hf_trainer_ext.losses import block_mean_losses, causal_lm_token_losses
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 CKPT_DIR = "curriculum"
 PENDING = "pending.parquet"
+EVENTS = "events.json"  # the curriculum's decisions so far (the reports file is rewritten from it)
 
 
 class CurriculumTrainer(TrainerCompat, Trainer):
@@ -128,6 +131,8 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             self._step_stats = StepStatsAccumulator(len(self.domain_names), self.args.device, "reference" in needs)
         self._loss_weights: torch.Tensor | None = None
         self._step_report_metrics: dict = {}
+        self._events: list[dict] = []
+        self._resumed_loss: dict | None = None
         self._state_written_for: str | None = None
         if self.block_logging:
             self.add_callback(CurriculumCallback(self))
@@ -202,6 +207,11 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             self.recorder.clear()
             if self.args.should_save:
                 write_epoch_log(self.log_dir, cur.epoch_label(index), vars(records))
+        if records is not None:
+            bad = int(np.count_nonzero(~np.isfinite(records.loss)))
+            finite = records.loss[np.isfinite(records.loss)]
+            self.check_divergence(f"epoch {index}", len(records), bad,
+                                  float(finite.mean()) if finite.size else float("nan"))
         report = cur.end_epoch(records) or Report()
         if index + 1 < len(cur.epoch_steps()):
             report.merge(cur.start_epoch(index + 1))
@@ -214,8 +224,35 @@ class CurriculumTrainer(TrainerCompat, Trainer):
     def _handle_report(self, report: Report) -> None:
         for w in report.warnings:
             logger.warning(w)
-        if report.event is not None and self.args.should_save:
-            append_jsonl(self.log_dir / getattr(self.curriculum, "reports_file", "reports.jsonl"), report.event)
+        if report.event is not None:  # the reports file is the event list of the state: one line per decision
+            self._events.append(report.event)
+            if self.args.should_save:
+                lines = "".join(json.dumps(e) + "\n" for e in self._events)
+                write_text(self.log_dir / getattr(self.curriculum, "reports_file", "reports.jsonl"), lines)
+
+    def check_divergence(self, where: str, n: int, n_bad: int, mean_loss: float) -> None:
+        """The non-finite / exploding loss policy (every process computes the same numbers, so all stop together)."""
+        if n == 0:
+            return
+        share, limit = n_bad / n, getattr(self.args, "max_nonfinite_share", 1.0)
+        max_loss = getattr(self.args, "max_loss", None)
+        problem = None
+        if share > limit:
+            problem = (f"{n_bad} of {n} block losses are non-finite (NaN/inf; {share:.1%} > max_nonfinite_share "
+                       f"{limit:g})")
+        elif max_loss is not None and mean_loss > max_loss:
+            problem = f"the mean block loss is {mean_loss:.4g} (> max_loss {max_loss:g})"
+        if problem is None:
+            return
+        complete = [p for p in self.run_dir.checkpoints() if not checkpoint_missing(p, self.curriculum is not None)]
+        message = (f"training diverged in {where}: {problem}. Typical causes: a learning rate too high, a NaN in the "
+                   "weights or the data. "
+                   + (f"The last complete checkpoint is {complete[-1]}: lower the learning rate and resume from it"
+                      if complete else "No checkpoint was saved: lower the learning rate and start again")
+                   + "; --nonfinite_policy warn continues anyway.")
+        if getattr(self.args, "nonfinite_policy", "stop") == "stop":
+            raise DivergenceError(message)
+        logger.warning(message)
 
     def log_extra(self, logs: dict) -> None:
         """``Trainer.log`` from inside a callback: ``on_log`` clears ``control.should_log``, which would silently drop
@@ -230,8 +267,12 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         logs = {}
         if self.recorder is not None:
             names = self.domain_names
-            for d, v in self.recorder.domain_losses(self.accelerator).items():
+            window = self.recorder.window(self.accelerator)
+            for d, v in window["domains"].items():
                 logs[f"train_ppl/{names[d] if d < len(names) else d}"] = perplexity(v)
+            n = window["finite"] + window["nonfinite"]
+            self.check_divergence(f"the steps up to {self.state.global_step}", int(n), int(window["nonfinite"]),
+                                  window["loss_sum"] / window["finite"] if window["finite"] else float("nan"))
         if self.curriculum is not None:
             logs.update(self.curriculum.step_metrics())
         logs.update(self._step_report_metrics)
@@ -351,44 +392,100 @@ class CurriculumTrainer(TrainerCompat, Trainer):
     # ---- training ---------------------------------------------------------------------------------------------------
 
     def train(self, resume_from_checkpoint=None, trial=None, **kwargs):
-        ckpt = resume_from_checkpoint
-        if ckpt is True:
-            ckpt = get_last_checkpoint(self.args.output_dir)
-            if ckpt is None:
-                raise CheckpointError(f"resume_from_checkpoint=True but {self.args.output_dir} has no checkpoint")
+        """Trainer's ``train`` with a guarded run folder and verified checkpoints: ``resume_from_checkpoint`` is a
+        path, ``True`` or ``"latest"`` (the newest complete checkpoint); a fresh run refuses a folder holding another
+        run unless ``overwrite_output_dir``."""
+        ckpt = resolve_resume(self.args.output_dir, resume_from_checkpoint, curriculum=self.curriculum is not None,
+                              warn=logger.warning)
+        if ckpt is None:
+            self._claim_run_folder()
+        else:
+            self._check_same_run(ckpt)
         cur = self.curriculum
+        self._events, self._resumed_loss = [], None
+        if ckpt is not None:
+            self._resumed_loss = read_json(ckpt / COMPLETE, "checkpoint marker")
         if cur is not None:
-            if ckpt:
-                self._restore_curriculum(Path(ckpt))
+            if ckpt is not None:
+                self._restore_curriculum(ckpt)
             else:
                 report = cur.start_epoch(0)
                 if report is not None:
                     self._handle_report(report)
-                if self.args.should_save:
-                    shutil.rmtree(self.log_dir, ignore_errors=True)  # a new run: no epoch files of an older one
             self._refresh_loss_weights()
             # one epoch's records on this process, allocated before training allocates its large buffers
             if "block_records" in cur.needs:
                 share = max(cur.epoch_steps()) * self.global_batch // max(self.args.world_size, 1) + self.global_batch
                 self.recorder.reserve(share, self.args.device)
         if self.args.should_save:
-            self._write_run_record(resumed=bool(ckpt))
-        out = super().train(resume_from_checkpoint=ckpt, trial=trial, **kwargs)
+            self._write_run_record(resumed=ckpt is not None)
+        out = super().train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None, trial=trial, **kwargs)
         if cur is not None and self.args.should_save:
             cur.write_outputs(Path(self.args.output_dir),
                               reference="live" if self.reference_model is not None else "cached")
+        if self._resumed_loss is not None:  # the run's loss over all its steps, not only the resumed ones
+            loss = self.whole_run_loss(out.training_loss)
+            out = type(out)(out.global_step, loss, {**out.metrics, "train_loss": loss})
         return out
+
+    def _claim_run_folder(self) -> None:
+        """A fresh run: refuse a folder holding another run's artifacts, unless asked to overwrite them."""
+        run = self.run_dir
+        taken = run.holds_a_run()
+        self.accelerator.wait_for_everyone()  # every process has looked before the main one writes or deletes
+        if not taken:
+            return
+        if not getattr(self.args, "overwrite_output_dir", False):
+            record = run.read_run() or {}
+            what = ", ".join(filter(None, [
+                f"run {record.get('run_id')} ({record.get('method')})" if record else None,
+                "a curriculum log" if run.curriculum.is_dir() else None,
+                f"{len(run.checkpoints())} checkpoint(s)" if run.checkpoints() else None]))
+            raise RunFolderError(
+                f"{run.root} holds another run ({what}); a new run would mix its logs with that one's. Resume it "
+                "with --resume_from_checkpoint latest, start anew there with --overwrite_output_dir (deletes its "
+                "curriculum log, run record and checkpoints), or use another --output_dir")
+        if self.args.should_save:
+            for p in [run.curriculum, run.doremi, run.analysis, *run.checkpoints()]:
+                shutil.rmtree(p, ignore_errors=True)
+            run.run_json.unlink(missing_ok=True)
+        self.accelerator.wait_for_everyone()
+
+    def _check_same_run(self, ckpt: Path) -> None:
+        record = self.run_dir.read_run() or {}
+        marker = read_json(ckpt / COMPLETE, "checkpoint marker")
+        if record.get("run_id") and marker.get("run_id") and record["run_id"] != marker["run_id"]:
+            raise RunFolderError(
+                f"{ckpt} belongs to run {marker['run_id']}, but {self.run_dir.run_json} records run "
+                f"{record['run_id']}: resuming would continue one run's training with another's log; resume it in its "
+                "own output_dir, or start anew with --overwrite_output_dir")
 
     def _restore_curriculum(self, ckpt: Path) -> None:
         saved = ckpt / CKPT_DIR
-        if not (saved / "state.json").is_file():
-            raise CheckpointError(f"{ckpt} has no curriculum state ({saved}); it was not saved by this curriculum run")
         self.curriculum.load(saved)
         self.recorder.clear()
+        if (saved / EVENTS).is_file():
+            self._events = list(read_json(saved / EVENTS, "curriculum reports"))
         if (saved / PENDING).is_file() and self.args.process_index == 0:  # one copy, gathered later
-            import pyarrow.parquet as pq
+            self.recorder.load(read_table(saved / PENDING, "pending block losses").to_pydict())
+        if self.args.should_save:  # later epochs' logs of the timeline that crashed are redone from here
+            for p in self.log_dir.glob("epoch-*.parquet"):
+                if int(p.name.split("-")[1]) > self.curriculum.epoch:
+                    p.unlink()
 
-            self.recorder.load(pq.read_table(saved / PENDING).to_pydict())
+    def whole_run_loss(self, resumed_part: float) -> float:
+        """Trainer averages the training loss over the steps of this ``train()`` call; add the steps before the
+        checkpoint (their summed loss is in its marker)."""
+        prior = self._resumed_loss or {}
+        start, total = int(prior.get("step", 0)), float(prior.get("loss_sum", 0.0))
+        steps = self.state.global_step
+        return (total + resumed_part * (steps - start)) / steps if steps > 0 else resumed_part
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        # the run summary's train_loss covers every step of a resumed run (see whole_run_loss)
+        if "train_loss" in logs and getattr(self, "_resumed_loss", None) is not None:
+            logs = {**logs, "train_loss": self.whole_run_loss(logs["train_loss"])}
+        super().log(logs, *args, **kwargs)
 
     def _write_run_record(self, resumed: bool) -> None:
         cur = self.curriculum
@@ -421,6 +518,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         if self.args.should_save:
             with atomic_dir(Path(checkpoint) / CKPT_DIR) as tmp:
                 self.curriculum.save(tmp)
+                write_json(tmp / EVENTS, self._events)
                 if records is not None:
                     write_parquet(tmp / PENDING, _records_arrow(sort_records(**records)))
         self._state_written_for = os.path.normpath(checkpoint)
@@ -436,9 +534,13 @@ class CurriculumTrainer(TrainerCompat, Trainer):
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def mark_checkpoint_complete(self, checkpoint: str) -> None:
-        """The marker written last: a checkpoint without it is incomplete (a crash during its save)."""
+        """The marker written last: a checkpoint without it is incomplete (a crash during its save). It also holds
+        the training loss summed over every step so far, for the run summary after a resume."""
         if self.args.should_save:
-            write_json(Path(checkpoint) / COMPLETE, {"step": self.state.global_step, "run_id": self._run_id()})
+            prior = self._resumed_loss or {}
+            loss_sum = float(prior.get("loss_sum", 0.0)) + running_loss_sum(self)
+            write_json(Path(checkpoint) / COMPLETE, {"step": self.state.global_step, "run_id": self._run_id(),
+                                                     "loss_sum": loss_sum})
 
     def _run_id(self) -> str | None:
         try:

@@ -261,7 +261,8 @@ RUN_LOG = {"curriculum/epoch-000-learn.parquet", "curriculum/epoch-001-focus.par
            "curriculum/focus_reports.jsonl", "curriculum/table.arrow", "run.json"}
 CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "optimizer.pt", "scheduler.pt",
                     "rng_state.pth", "trainer_state.json", "training_args.bin", "training_config.json",
-                    "curriculum/state.json", "curriculum/table.arrow", "curriculum/pending.parquet", "COMPLETE"}
+                    "curriculum/state.json", "curriculum/table.arrow", "curriculum/pending.parquet",
+                    "curriculum/events.json", "COMPLETE"}
 
 
 @pytest.fixture

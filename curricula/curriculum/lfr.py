@@ -9,12 +9,14 @@ phase and a resumed run reuse the same set.
 
 Selection rules (``select_focus``):
   * exactly ``floor(n * s / 100)`` of the n blocks leave (``plan.n_dropped``);
-  * ranked by the ``ppl`` column; among blocks with equal perplexity, the LOWER block_id leaves first, so the result
-    depends on nothing but the table (no sort stability, thread count or RNG);
+  * ranked by the ``loss`` column (perplexity is exp(loss), the same order, but exp overflows float32 for a loss above
+    ~88.7, and a diverged run would make every block's perplexity ``inf`` and "rank" them all as ties); among blocks with
+    equal loss, the LOWER block_id leaves first, so the result depends on nothing but the table (no sort stability,
+    thread count or RNG);
   * blocks whose latest loss is not finite (never seen, NaN, +-inf) are never ranked and never dropped; they are kept
     and counted. The drop count is taken from the finite ones; if there are fewer finite blocks than that, all finite
     ones are dropped and ``FocusReport.shortfall`` says how many short it fell.
-  * O(n), no full sort: the threshold is the exact k-th smallest perplexity (``np.partition``; on large tables only of
+  * O(n), no full sort: the threshold is the exact k-th smallest loss (``np.partition``; on large tables only of
     the values that a random sample brackets), then the ties at the threshold are counted and split exactly.
 """
 
@@ -104,12 +106,18 @@ def _kth_smallest(values: np.ndarray, k: int, rankable: np.ndarray | None) -> np
     return np.partition(key, k - 1)[k - 1]
 
 
+def _ppl(loss) -> float:
+    """The index table's perplexity of a loss (float32 exp, as ``IndexTable.update`` computes it; inf on overflow)."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(np.float32(loss)))
+
+
 def focus_mask(table: IndexTable, drop_percent: float) -> tuple[np.ndarray, FocusReport]:
     """``select_focus`` returning a bool keep-mask (length n) instead of ids; cheaper to hand to ``set_eligible``."""
     s = _check_percent(drop_percent)
     n = table.n
     target = n_dropped(n, s)
-    ppl = table.ppl
+    key = table.loss  # rank by loss: exp(loss) overflows float32 and makes diverged blocks tie at inf
     finite = np.isfinite(table.loss)  # rankable: seen, with a finite latest loss
     n_finite = int(np.count_nonzero(finite))
     rankable = None if n_finite == n else finite  # the usual case after a learn epoch: skip all masking
@@ -119,20 +127,19 @@ def focus_mask(table: IndexTable, drop_percent: float) -> tuple[np.ndarray, Focu
         keep = np.ones(n, dtype=bool)
     elif k == n_finite:  # drop every rankable block
         keep = ~finite
-        threshold = float(np.max(ppl[finite]))
-        n_tied = n_tied_dropped = int(np.count_nonzero(ppl[finite] == threshold))
+        t = np.max(key[finite])
+        threshold = _ppl(t)
+        n_tied = n_tied_dropped = int(np.count_nonzero(key[finite] == t))
     else:
-        t = _kth_smallest(ppl, k, rankable)  # the perplexity of the k-th easiest rankable block
-        drop = ppl < t
+        t = _kth_smallest(key, k, rankable)  # the loss of the k-th easiest rankable block
+        drop = key < t
         if rankable is not None:
-            drop &= rankable  # a -inf loss has ppl 0 but is not rankable
+            drop &= rankable  # a -inf loss is below everything but is not rankable
         need = k - int(np.count_nonzero(drop))  # >= 1 blocks at exactly t must also leave
-        tied = np.flatnonzero(ppl == t)  # ascending block ids: the tie rule is "lowest id leaves first"
-        if rankable is not None and not np.isfinite(t):  # only if exp(loss) overflowed float32 for a finite loss
-            tied = tied[finite[tied]]
+        tied = np.flatnonzero(key == t)  # ascending block ids: the tie rule is "lowest id leaves first"
         drop[tied[:need]] = True
         keep = np.logical_not(drop, out=drop)
-        threshold, n_tied, n_tied_dropped = float(t), int(tied.size), need
+        threshold, n_tied, n_tied_dropped = _ppl(t), int(tied.size), need
     n_kept = int(np.count_nonzero(keep))
     report = FocusReport(
         drop_percent=s,
