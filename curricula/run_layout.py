@@ -47,7 +47,8 @@ def _free_space(path: Path) -> str:
 
 def disk_full(path: Path, err: OSError) -> DiskFullError:
     return DiskFullError(
-        f"no space left on the device while writing {path} ({_free_space(Path(path).parent)}): {err.strerror}; "
+        f"no space left on the device while writing {path} ({_free_space(Path(path).parent)}): "
+        f"{getattr(err, 'strerror', None) or err}; "
         "free some space (e.g. lower save_total_limit, delete old checkpoints) or write to another folder, then "
         "resume from the last complete checkpoint"
     )

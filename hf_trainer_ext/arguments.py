@@ -77,7 +77,8 @@ class CurriculumTrainingArguments(TrainingArguments):
         default=0.01, metadata={"help": "Share of non-finite block losses (in an epoch or logging window) tolerated."}
     )
     max_loss: float | None = field(
-        default=None, metadata={"help": "Stop (or warn) when a logging window's mean block loss exceeds this."}
+        default=None, metadata={"help": "Stop (or warn) when an epoch's or logging window's mean block loss exceeds this "
+                                        "(default: 3 x ln(vocabulary size), far worse than uniform guessing; inf: off)."}
     )
     reference_losses: str | None = field(
         default=None,

@@ -235,13 +235,16 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         if n == 0:
             return
         share, limit = n_bad / n, getattr(self.args, "max_nonfinite_share", 1.0)
-        max_loss = getattr(self.args, "max_loss", None)
+        max_loss, why = getattr(self.args, "max_loss", None), ""
+        vocab = getattr(getattr(self.model, "config", None), "vocab_size", None)
+        if max_loss is None and vocab:  # worse than guessing every token uniformly, three times over
+            max_loss, why = 3.0 * math.log(vocab), ", 3 x ln(vocab): far worse than guessing uniformly"
         problem = None
         if share > limit:
             problem = (f"{n_bad} of {n} block losses are non-finite (NaN/inf; {share:.1%} > max_nonfinite_share "
                        f"{limit:g})")
         elif max_loss is not None and mean_loss > max_loss:
-            problem = f"the mean block loss is {mean_loss:.4g} (> max_loss {max_loss:g})"
+            problem = f"the mean block loss is {mean_loss:.4g} (> max_loss {max_loss:.4g}{why})"
         if problem is None:
             return
         complete = [p for p in self.run_dir.checkpoints() if not checkpoint_missing(p, self.curriculum is not None)]
@@ -326,7 +329,16 @@ class CurriculumTrainer(TrainerCompat, Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """Trainer's evaluation plus, from the same forward passes, per-domain perplexity, its uniform average and
-        its worst case (DoReMi's metrics), logged through ``Trainer.log``."""
+        its worst case (DoReMi's metrics), logged through ``Trainer.log``.
+
+        Evaluation never moves the training RNG: its DataLoader draws a seed from the global generator, which would
+        change the dropout masks after an evaluation, and a run resumed from a checkpoint saved just before an
+        epoch-end evaluation (which it does not repeat) would then differ from the uninterrupted run."""
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() and self.args.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self._evaluate_with_domains(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def _evaluate_with_domains(self, eval_dataset, ignore_keys, metric_key_prefix):
         target = eval_dataset if eval_dataset is not None else self.eval_dataset
         if not self.block_logging or isinstance(target, dict):  # a dict: Trainer calls back here per dataset
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)

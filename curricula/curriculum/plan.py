@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from curricula.errors import CurriculaError
+from curricula.errors import ConfigError
 
 PhaseKind = Literal["learn", "focus", "review"]
 KINDS: tuple[str, ...] = ("learn", "focus", "review")
@@ -39,7 +39,7 @@ _WHOLE = re.compile(r"^\{(\w+)\}$")
 _ANY = re.compile(r"\{(\w+)\}")
 
 
-class PlanError(CurriculaError):
+class PlanError(ConfigError):
     """Bad plan input; the message names the problem and the fix."""
 
 
