@@ -18,7 +18,6 @@ import codecs
 import gzip
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from curricula.errors import CurriculaError
+from curricula.run_layout import atomic_write, read_json, write_json
 
 COLUMNS = ("text", "domain", "source", "doc_id")
 SPLITS = ("train", "validation")
@@ -118,20 +118,12 @@ def write_corpus(
             entry[f"{split}_documents"] = sub.num_rows
             entry[f"{split}_bytes"] = int(sum(len(t.encode()) for t in sub.column("text").to_pylist()))
         manifest["domains"][d] = entry
-    _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_json(out_dir / MANIFEST, manifest, indent=2, sort_keys=True)
     return manifest
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=4096)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=4096))
 
 
 def read_manifest(corpus_dir: Path) -> dict:
@@ -140,7 +132,7 @@ def read_manifest(corpus_dir: Path) -> dict:
         raise CorpusError(
             f"{corpus_dir} is not a corpus (no {MANIFEST}); build one with `curricula corpus build --out {corpus_dir}`"
         )
-    return json.loads(path.read_text())
+    return read_json(path, "corpus manifest", f"rebuild the corpus with `curricula corpus build --out {corpus_dir}`")
 
 
 def load_corpus(corpus_dir: Path, domains: Sequence[str] | None = None):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curricula.errors import CurriculaError
+from curricula.run_layout import atomic_dir, read_json, write_json
 from curricula.data.corpus import SPLITS, load_corpus, read_manifest
 from curricula.data.tokenizers import load_tokenizer
 
@@ -243,14 +243,8 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
         new_fingerprint=f"pack-{fp}",
         desc=f"pack {split}",
     )
-    target = out_dir / split
-    tmp = out_dir / f".{split}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    blocks.with_format(None).save_to_disk(str(tmp), num_shards=1)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    with atomic_dir(out_dir / split) as tmp:
+        blocks.with_format(None).save_to_disk(str(tmp), num_shards=1)
     _flat_tokens.cache_clear()
     del tokens, blocks
     shutil.rmtree(work)
@@ -289,7 +283,7 @@ def pack_corpus(
     }
     meta_path = out_dir / META
     if meta_path.is_file() and not force:
-        old = {"cap": "first", **json.loads(meta_path.read_text())}  # packings from before --cap kept the first blocks
+        old = {"cap": "first", **read_meta(out_dir)}  # packings from before --cap kept the first blocks
         if all(old.get(k) == v for k, v in wanted.items()) and all(s in old["splits"] or s in old["empty_splits"] for s in splits):
             return old
     data = load_corpus(corpus_dir, domains)
@@ -300,9 +294,7 @@ def pack_corpus(
     for split in (s for s in splits if s in data):
         meta["splits"][split] = pack_dataset(data[split], domains, config, out_dir, split, corpus_fp)
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
-    tmp = meta_path.with_name(META + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, meta_path)
+    write_json(meta_path, meta, indent=2, sort_keys=True)
     return meta
 
 
@@ -310,7 +302,7 @@ def read_meta(packed_dir: Path) -> dict:
     path = Path(packed_dir) / META
     if not path.is_file():
         raise PackError(f"{packed_dir} holds no packed data ({META} missing); run `curricula pack` first")
-    return json.loads(path.read_text())
+    return read_json(path, "packing metadata", f"re-pack with `curricula pack CORPUS --out {packed_dir} --force`")
 
 
 def load_blocks(packed_dir: Path, split: str = "train"):

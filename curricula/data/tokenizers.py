@@ -21,6 +21,7 @@ from unittest import mock
 
 import numpy as np
 from curricula.errors import CurriculaError
+from curricula.run_layout import atomic_write, write_bytes, write_json
 
 GPT2_ALIASES = ("gpt2", "r50k_base")
 EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "<|im_end|>")
@@ -227,7 +228,7 @@ def gpt2_tokenizer() -> TiktokenTokenizer:
 def write_tiktoken_ranks(ranks: dict[bytes, int], path: Path) -> None:
     """The ``.tiktoken`` format without tiktoken's ``blobfile`` dependency."""
     lines = (base64.b64encode(tok) + b" " + str(rank).encode() + b"\n" for tok, rank in sorted(ranks.items(), key=lambda x: x[1]))
-    Path(path).write_bytes(b"".join(lines))
+    write_bytes(path, b"".join(lines))
 
 
 def read_tiktoken_ranks(path: Path) -> dict[bytes, int]:
@@ -315,7 +316,7 @@ def train_bpe(
     tok.train_from_iterator(texts, trainer=trainer, length=length)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tok.save(str(out_dir / "tokenizer.json"))
+    atomic_write(out_dir / "tokenizer.json", lambda tmp: tok.save(str(tmp)))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "name_or_path": f"curricula-bpe-{vocab_size}",
@@ -325,8 +326,6 @@ def train_bpe(
         "model_max_length": 1_000_000,
         "add_prefix_space": False,
     }
-    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (out_dir / "special_tokens_map.json").write_text(
-        json.dumps({"bos_token": eos_token, "eos_token": eos_token, "unk_token": eos_token}, indent=2) + "\n"
-    )
+    write_json(out_dir / "tokenizer_config.json", config, indent=2, sort_keys=True)
+    write_json(out_dir / "special_tokens_map.json", {"bos_token": eos_token, "eos_token": eos_token, "unk_token": eos_token})
     return HFTokenizer(out_dir)
