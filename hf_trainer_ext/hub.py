@@ -1,63 +1,64 @@
-"""Publish a curricula run folder to the Hugging Face Hub (``curricula push RUN_DIR --repo-id ...``).
+"""Publish a curricula run to the Hugging Face Hub: what needs the Hub client or a live Trainer.
 
-``push_run`` uploads, from a folder written by ``CurriculumTrainer`` (or ``curricula doremi``):
+* ``push_run`` (``curricula push RUN_DIR --repo-id ...``): create the repo and upload the run folder's curated files
+  (``curricula.report.files.collect_run_files``) with a generated card (``curricula.report.card.render_card``).
+  The run folder is never modified: the upload is staged in a temporary folder (hard links where possible). A Hub
+  that cannot be reached or refuses the token is a ``HubPushError`` saying which, naming the endpoint and the repo,
+  never the token.
+* ``write_trainer_card``: ``CurriculumTrainer.create_model_card`` (Trainer's ``push_to_hub`` calls it before its
+  upload): the curricula card with what Trainer's own card has (evaluation results, the keywords, ...).
+* ``HubToken`` / ``protect_hub_token``: keep the token out of ``training_args.bin``.
 
-    model files at the top      config.json, generation_config.json, *.safetensors (+ index), tokenizer files
-    curriculum/                 epoch-*.parquet, run.json, focus_reports.jsonl, table.arrow (only if <= 100 MB)
-    analysis/                   *.png, report.md, summary.json, fates.parquet (``curricula analyze``)
-    doremi/                     domain_weights.json, weights_history.parquet, *.png, doremi.json
-    lr_schedule.png             the learning-rate curve, drawn here from the logged LRs or the curricula schedule
-    continual/continual.png     for one stage of ``curricula continual`` (the parent folder's loss curves)
-    README.md                   a model card generated here (YAML front matter + a run summary)
-
-and never ``_data.json``/``data.json`` (local paths). ``checkpoint-*`` folders and ``training_args.bin`` go only with
-``include_checkpoints=True``. The run folder is never modified: the upload is staged in a temporary folder (hard
-links where possible). The token comes from the ``token`` argument or ``HF_TOKEN`` and is never printed or written.
+The token comes from the ``token`` argument, ``HF_TOKEN`` or the stored login (``hf auth login``) and is never
+printed or written. The card rendering, the file rules and the LR plot are pure and live in ``curricula.report``;
+the names are re-exported here for older imports.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import shutil
 import tempfile
 import warnings
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
-from curricula.errors import CurriculaError
+from urllib.parse import urlsplit
 
-TABLE_MAX_BYTES = 100 * 1024 * 1024
+from curricula.report.card import (  # noqa: F401  (re-exported)
+    CARD_KEYWORDS,
+    CARD_TEMPLATE,
+    CONFIG_KEYS,
+    continual_context,
+    logged_lrs,
+    lr_schedule_info,
+    parse_log_history,
+    prepare_extras,
+    render_card,
+    run_method,
+    write_lr_plot,
+)
+from curricula.report.files import (  # noqa: F401  (re-exported)
+    CONTINUAL_PLOT,
+    LR_PLOT,
+    MODEL_FILES,
+    TABLE_MAX_BYTES,
+    TOKENIZER_FILES,
+    TOP_LEVEL_DOREMI,
+    HubPushError,
+    collect_run_files,
+)
+from curricula.run_layout import write_text
+
 DEFAULT_COMMIT_MESSAGE = "Upload curricula run"
-CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "run_card.md"
-
-MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors.index.json"}
-TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                   "added_tokens.json", "chat_template.jinja", "chat_template.json", "tokenizer.model"}
-TOP_LEVEL_DOREMI = {"domain_weights.json", "doremi.json", "domain_weights_by_round.png"}
-LR_PLOT = "lr_schedule.png"
-CONTINUAL_PLOT = "continual/continual.png"
+DEFAULT_LICENSE = "apache-2.0"
+TOKENS_URL = "https://huggingface.co/settings/tokens"
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 _REPO_RE = re.compile(rf"^(?:{_REPO_PART}/)?{_REPO_PART}$")
-
-_FALLBACK_TEMPLATE = """---
-{{front_matter}}
----
-
-# {{repo_name}}
-
-A causal language model pretrained with `curricula`, method `{{method}}`.
-
-{{sections}}
-
-## Files
-
-{{files}}
-"""
-
-
-class HubPushError(CurriculaError):
-    """Bad input for ``push_run`` (no repo id / token, not a run folder, ...)."""
+#: what Trainer.push_to_hub leaves out of its upload of output_dir (its ignore_patterns)
+TRAINER_UPLOAD_IGNORE = ("_*", "checkpoint-*")
 
 
 class HubToken(str):
@@ -102,469 +103,98 @@ def check_repo_id(repo_id: str | None) -> str:
     return repo_id
 
 
+def _stored_token() -> str | None:
+    """The token ``hf auth login`` stored (huggingface_hub's ``get_token``), if any."""
+    try:
+        from huggingface_hub import get_token
+
+        return get_token()
+    except Exception:  # noqa: BLE001 - an unreadable token file is the same as none
+        return None
+
+
 def resolve_token(token: str | None) -> str:
-    token = token or os.environ.get("HF_TOKEN")
+    token = token or os.environ.get("HF_TOKEN") or _stored_token()
     if not token or not token.strip():
         raise HubPushError(
             "no Hugging Face token: set the HF_TOKEN environment variable (a write token from "
-            "https://huggingface.co/settings/tokens) or pass token=... (the token is never printed)"
+            f"{TOKENS_URL}), run `hf auth login`, or pass token=... (the token is never printed)"
         )
     return token.strip()
 
 
-def _keep_top(name: str, include_checkpoints: bool) -> bool:
-    if name in MODEL_FILES or name in TOKENIZER_FILES or name in TOP_LEVEL_DOREMI or name == LR_PLOT:
-        return True
-    if name.endswith(".safetensors") or name.endswith(".tiktoken"):
-        return True
-    return include_checkpoints and name == "training_args.bin"
+# ---- push failures: unreachable Hub vs refused token ----------------------------------------------------------------
 
 
-def _keep_sub(folder: str, rel: str, path: Path) -> bool:
-    name = Path(rel).name
-    if name.endswith(".tmp"):
-        return False
-    if folder == "curriculum":
-        if name == "table.arrow":
-            return path.stat().st_size <= TABLE_MAX_BYTES
-        return "/" not in rel and (
-            (name.startswith("epoch-") and name.endswith(".parquet")) or name in ("run.json", "focus_reports.jsonl"))
-    if folder == "analysis":
-        return "/" not in rel and (name.endswith(".png") or name in ("report.md", "summary.json", "fates.parquet"))
-    if folder == "doremi":
-        return name.endswith((".json", ".parquet", ".png", ".md"))
-    return False
+def _scrub(text: str, token: str | None) -> str:
+    text = str(text)
+    if token:
+        text = text.replace(token, "<token>")
+    return re.sub(r"hf_[A-Za-z0-9]{8,}", "<token>", text)
 
 
-def collect_run_files(run_dir: Path, include_checkpoints: bool = False) -> list[str]:
-    """The run folder's files to upload, as sorted POSIX paths relative to ``run_dir`` (README.md not included)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise HubPushError(f"run folder {run_dir} does not exist or is not a folder")
-    out: list[str] = []
-    for entry in sorted(run_dir.iterdir()):
-        if entry.is_file() and _keep_top(entry.name, include_checkpoints):
-            out.append(entry.name)
-        elif entry.is_dir() and entry.name in ("curriculum", "analysis", "doremi"):
-            for f in sorted(entry.rglob("*")):
-                rel = f.relative_to(entry).as_posix()
-                if f.is_file() and _keep_sub(entry.name, rel, f):
-                    out.append(f"{entry.name}/{rel}")
-        elif entry.is_dir() and include_checkpoints and entry.name.startswith("checkpoint-"):
-            out.extend(f.relative_to(run_dir).as_posix() for f in sorted(entry.rglob("*")) if f.is_file())
-    if not any(p == "config.json" for p in out) and not any(p.endswith(".safetensors") for p in out):
-        raise HubPushError(
-            f"{run_dir} has no model (config.json / *.safetensors at the top); is this a run folder saved with "
-            "trainer.save_model()?"
-        )
-    return out
+def _reason(err: BaseException) -> str:
+    """The innermost OS-level reason of a transport error ('[Errno 111] Connection refused', ...)."""
+    seen, e = set(), err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        last = e
+        e = e.__cause__ or e.__context__
+    return str(last) or type(last).__name__
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+_DNS_HINTS = ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution",
+              "no address associated", "errno -2", "errno -3", "errno -5", "errno 11001")
 
 
-def _tag(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "run"
+def hub_failure(err: BaseException, endpoint: str, repo_id: str, token: str | None = None) -> HubPushError | None:
+    """A ``HubPushError`` saying what went wrong talking to the Hub at ``endpoint`` for ``repo_id`` and what to do,
+    or None if ``err`` is not a failure of the Hub connection or of its answer. The token never appears in it."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-
-def _method(run_dir: Path) -> str:
-    info = _read_json(run_dir / "curriculum" / "run.json") or {}
-    name = (info.get("plan") or {}).get("name")
-    if name:
-        return _tag(name)
-    if continual_context(run_dir) is not None:
-        return "continual"
-    if (run_dir / "doremi" / "domain_weights.json").is_file() or (run_dir / "domain_weights.json").is_file() or (
-            run_dir.name == "main" and (run_dir.parent / "domain_weights.json").is_file()):
-        return "doremi"
-    return "pretraining"
-
-
-def _fmt(x) -> str:
-    return f"{x:.4f}" if isinstance(x, float) else ("—" if x is None else str(x))
-
-
-def _drop(x) -> str:
-    return "—" if x is None else f"{float(x):g}"
-
-
-def _plan_section(info: dict) -> str:
-    plan = info.get("plan") or {}
-    lines = ["## Curriculum", "", f"Plan `{plan.get('name', '?')}`"
-             + (f" ({json.dumps(plan['params'])})" if plan.get("params") else "")
-             + f"; seed {info.get('seed', '?')}, global batch {info.get('global_batch', '?')}, "
-             f"{info.get('n_blocks', '?')} blocks, {info.get('total_steps', '?')} optimizer steps."]
-    if info.get("domain_names"):
-        lines += ["", "Domains: " + ", ".join(f"`{d}`" for d in info["domain_names"]) + "."]
-    epochs = info.get("epochs") or []
-    if epochs:
-        lines += ["", "| epoch | phase | drop % | blocks | steps |", "|---|---|---|---|---|"]
-        lines += [f"| {e.get('index')} | {e.get('kind')} | {_drop(e.get('drop_percent'))} | {e.get('blocks')} | "
-                  f"{e.get('steps')} |" for e in epochs]
-    lines += ["", "The per-block loss log is in `curriculum/epoch-*.parquet` (one row per trained block: block_id, "
-              "domain_id, epoch, phase, phase_index, step, loss)."]
-    return "\n".join(lines)
-
-
-def _doremi_section(doc: dict, files: list[str]) -> str:
-    weights = doc.get("weights") or {}
-    lines = ["## DoReMi domain weights", "", "| domain | weight |", "|---|---|"]
-    lines += [f"| {d} | {float(w):.4f} |" for d, w in weights.items()]
-    plots = [f for f in files if f.endswith(".png") and (f.startswith("doremi/") or f in TOP_LEVEL_DOREMI)]
-    if plots:
-        lines += [""] + [f"![{Path(p).stem}]({p})" for p in plots]
-    return "\n".join(lines)
-
-
-# ---- continual pretraining: which stage of which run this folder is --------------------------------------------------
-
-
-def continual_context(run_dir: Path) -> dict | None:
-    """This folder's place in a ``curricula continual`` run, from the parent folder's ``continual.json`` (or
-    ``union.json``): ``{"kind": "continual"|"union", "chain": [stage results up to this model], "this": ...,
-    "doc": ...}``, or None. A stage folder holds only the model; the stages, replay shares and schedules are in the
-    parent's record, matched by folder name (``<stage>`` or ``<last stage>-replay<percent>``, as continual.py names
-    them)."""
-    run_dir = Path(run_dir)
-    doc = _read_json(run_dir.parent / "continual.json")
-    if isinstance(doc, dict):
-        stages = [s for s in doc.get("stages") or [] if isinstance(s, dict)]
-        for i, s in enumerate(stages):
-            if s.get("stage") == run_dir.name:
-                return {"kind": "continual", "chain": stages[: i + 1], "this": s, "doc": doc}
-        for v in doc.get("last_stage_variants") or []:
-            if isinstance(v, dict) and f"{v.get('stage')}-replay{_percent(v.get('replay'))}" == run_dir.name:
-                return {"kind": "continual", "chain": [*stages, v], "this": v, "doc": doc}
-    union = _read_json(run_dir.parent / "union.json")
-    if run_dir.name == "union" and isinstance(union, dict) and isinstance(union.get("union"), dict):
-        return {"kind": "union", "chain": [union["union"]], "this": union["union"], "doc": union}
+    where = f"the Hub at {endpoint} (repo {repo_id})"
+    network = ("check the network connection (and a proxy: HTTPS_PROXY), or HF_ENDPOINT if you meant another "
+               f"Hub (now {endpoint}), then push again")
+    if isinstance(err, OfflineModeIsEnabled):
+        return HubPushError(f"cannot push to {where}: huggingface_hub is in offline mode (HF_HUB_OFFLINE=1); "
+                            "unset HF_HUB_OFFLINE (or set it to 0) to push")
+    if isinstance(err, HfHubHTTPError) or isinstance(err, httpx2.HTTPStatusError):
+        response = getattr(err, "response", None)
+        status = getattr(response, "status_code", None)
+        server = _scrub(getattr(err, "server_message", None) or "", token).strip()
+        said = f" (the Hub said: {server})" if server else ""
+        if status == 401:
+            return HubPushError(
+                f"{where} refused the token (401 Unauthorized){said}: the token is invalid, expired or revoked; "
+                f"create a write token at {TOKENS_URL} and set HF_TOKEN, or run `hf auth login`")
+        if status == 403:
+            return HubPushError(
+                f"{where} refused the token (403 Forbidden){said}: the token may not write to {repo_id}; check "
+                f"that it has write permission (a fine-grained token needs write access to the namespace "
+                f"{repo_id.split('/')[0] if '/' in repo_id else 'of your user'}) at {TOKENS_URL}, or run "
+                "`hf auth login` with a write token")
+        if status == 404:
+            return HubPushError(
+                f"{where} answered 404 Not Found{said}: the repository does not exist or the token cannot see it; "
+                "check the repo id and that the token may write to its namespace")
+        if status is not None and (status == 429 or status >= 500):
+            return HubPushError(f"{where} answered {status}{said}: the Hub is busy or failing; push again later")
+        return HubPushError(f"{where} answered {status}{said}: the push was not accepted")
+    if isinstance(err, httpx2.TimeoutException):
+        return HubPushError(f"{where} did not answer in time ({type(err).__name__}: {_scrub(_reason(err), token)}); "
+                            + network)
+    if isinstance(err, (httpx2.TransportError, ConnectionError)):
+        reason = _scrub(_reason(err), token)
+        host = urlsplit(endpoint).hostname or endpoint
+        if any(h in reason.lower() for h in _DNS_HINTS):
+            what = f"the host name {host} does not resolve (DNS: {reason})"
+        elif "refused" in reason.lower():
+            what = f"nothing accepts connections at {endpoint} ({reason})"
+        else:
+            what = f"{type(err).__name__}: {reason}"
+        return HubPushError(f"cannot reach {where}: {what}; " + network)
     return None
-
-
-def _percent(x) -> int | None:
-    try:
-        return int(round(100 * float(x)))
-    except (TypeError, ValueError):
-        return None
-
-
-def _pct(x) -> str:
-    try:
-        return f"{100 * float(x):g} %"
-    except (TypeError, ValueError):
-        return "—"
-
-
-def _schedule_name(spec) -> str:
-    if not isinstance(spec, dict):
-        return "—"
-    if spec.get("type") == "offset" and isinstance(spec.get("schedule"), dict):
-        return f"{spec['schedule'].get('type', '?')} from global step {spec.get('offset', 0)}"
-    return str(spec.get("type", "?"))
-
-
-def _continual_section(ctx: dict, files: list[str]) -> str:
-    doc, this = ctx["doc"], ctx["this"]
-    recipe = doc.get("recipe") or {}
-    seen_only = {s.get("name"): s.get("replay_seen_only", True) for s in recipe.get("stages") or []}
-    data_names = [s.get("name") for s in recipe.get("stages") or [] if s.get("name")]
-    lines = ["## Continual pretraining and replay", ""]
-    if ctx["kind"] == "union":
-        lines.append(f"The from-scratch reference of a continual run: one run on the union of all stages' data "
-                     f"({this.get('steps', '?')} steps), {_pct(this.get('replay'))} of every batch from the earlier "
-                     "stages' data, one schedule.")
-    else:
-        lines.append(f"This model is stage `{this.get('stage', '?')}` (stage {len(ctx['chain'])} of "
-                     f"{len(recipe.get('stages') or ctx['chain'])}) of a continual run: each stage trains the previous "
-                     f"stage's weights on new data (optimizer state: `{recipe.get('optimizer', '?')}`). Replay is "
-                     "compute-equivalent: a fixed share of every global batch is drawn from earlier stages' blocks, "
-                     "in place of new ones.")
-    head = "| # | stage | steps | replay (share of each batch) | replay pool | LR schedule |"
-    rule = "|---|---|---:|---:|---|---|"
-    for name in data_names:
-        head += f" loss after: `{name}` |"
-        rule += "---:|"
-    lines += ["", head, rule]
-    for i, s in enumerate(ctx["chain"]):
-        replay = s.get("replay") or 0
-        # run_union draws from all earlier blocks (replay_seen_only=False); a stage follows its recipe entry
-        seen = ctx["kind"] != "union" and seen_only.get(s.get("stage"), True)
-        pool = "—" if replay == 0 else ("the earlier stages' blocks that were trained" if seen
-                                       else "all of the earlier stages' blocks")
-        row = (f"| {i + 1} | {s.get('stage', '?')} | {s.get('steps', '?')} | {_pct(replay)} | {pool} | "
-               f"{_schedule_name(s.get('schedule'))} |")
-        after = s.get("after") or {}
-        row += "".join(f" {_fmt(after.get(f'eval_{n}_loss'))} |" for n in data_names)
-        lines.append(row)
-    if data_names:
-        lines += ["", "Loss after: validation loss on each stage's data at the end of that stage."]
-    others = [v for v in doc.get("last_stage_variants") or [] if v is not this and isinstance(v, dict)]
-    if ctx["kind"] == "continual" and others:
-        lines += ["", "Other variants of the last stage, from the same checkpoint: "
-                  + ", ".join(f"replay {_pct(v.get('replay'))}" for v in others) + "."]
-    if CONTINUAL_PLOT in files:
-        lines += ["", f"![validation loss of every stage's data over the run]({CONTINUAL_PLOT})"]
-    return "\n".join(lines)
-
-
-# ---- learning-rate schedule ------------------------------------------------------------------------------------------
-
-
-def lr_schedule_info(config: dict | None, continual: dict | None = None,
-                     total_steps: int | None = None) -> dict | None:
-    """The LR schedule a run used: ``{"name", "params", "schedule", "total_steps"}`` from ``training_config.json``
-    (a curricula ``lr_schedule``, resolved with the run's ``learning_rate`` and length so defaults show as numbers,
-    else Trainer's ``lr_scheduler_type``), or from a continual stage's record when the folder has no config.
-    ``total_steps`` is the run's length when ``max_steps`` does not say it (a plan sets it at train time)."""
-    config = dict(config or {})
-    if not config.get("lr_schedule") and continual is not None and isinstance(continual["this"].get("schedule"), dict):
-        recipe = continual["doc"].get("recipe") or {}
-        config.update(lr_schedule=continual["this"]["schedule"], max_steps=continual["this"].get("steps"),
-                      learning_rate=config.get("learning_rate", recipe.get("max_lr")))
-    total = config.get("max_steps") if isinstance(config.get("max_steps"), int) and config["max_steps"] > 0 \
-        else total_steps
-    spec = config.get("lr_schedule")
-    if isinstance(spec, str) and spec.strip():
-        try:
-            import yaml
-
-            spec = yaml.safe_load(spec)
-        except Exception:  # noqa: BLE001 - an unreadable spec is shown as text below
-            return {"name": "custom", "params": {"lr_schedule": spec}, "schedule": None, "total_steps": total}
-    if isinstance(spec, dict):
-        from curricula.curriculum.schedules import ScheduleError, schedule_from_dict
-
-        defaults: dict[str, Any] = {}
-        if isinstance(config.get("learning_rate"), (int, float)):
-            defaults["max_lr"] = float(config["learning_rate"])
-        if total:
-            defaults["total_steps"] = total
-        try:
-            schedule = schedule_from_dict(spec, defaults)
-            params = schedule.to_dict()
-        except (ScheduleError, TypeError, ValueError):
-            schedule, params = None, dict(spec)
-        name = _schedule_name(params)
-        if params.get("type") == "offset" and isinstance(params.get("schedule"), dict):
-            params = {**params["schedule"], "offset": params.get("offset", 0)}
-        params = {k: v for k, v in params.items() if k != "type" and v is not None}
-        return {"name": name, "params": params, "schedule": schedule, "total_steps": total,
-                "source": "curricula `lr_schedule`"}
-    name = config.get("lr_scheduler_type")
-    if not name:
-        return None
-    params = {"learning_rate": config.get("learning_rate"), "warmup_steps": config.get("warmup_steps")}
-    params.update(config.get("lr_scheduler_kwargs") or {})
-    params["max_steps" if total else "num_train_epochs"] = total or config.get("num_train_epochs")
-    return {"name": str(name), "params": {k: v for k, v in params.items() if v is not None}, "schedule": None,
-            "total_steps": total, "source": "Trainer `lr_scheduler_type`"}
-
-
-def _run_steps(run_dir: Path, points: list[tuple[int, float]]) -> int | None:
-    """The run's optimizer steps when ``max_steps`` is unset: the plan's (``curriculum/run.json``), else the last
-    logged step."""
-    info = _read_json(Path(run_dir) / "curriculum" / "run.json")
-    if isinstance(info, dict) and isinstance(info.get("total_steps"), int) and info["total_steps"] > 0:
-        return info["total_steps"]
-    return max((s for s, _ in points), default=None)
-
-
-def logged_lrs(run_dir: Path, log_history: list[dict] | None = None) -> list[tuple[int, float]]:
-    """(step, learning rate) pairs Trainer logged: from ``log_history`` if given, else ``trainer_state.json`` of the
-    run folder or of its latest checkpoint (which stops at that checkpoint's step)."""
-    if log_history is None:
-        run_dir = Path(run_dir)
-        candidates = [run_dir / "trainer_state.json"] + sorted(
-            run_dir.glob("checkpoint-*/trainer_state.json"),
-            key=lambda p: int(p.parent.name.split("-")[-1]) if p.parent.name.split("-")[-1].isdigit() else -1,
-            reverse=True)
-        for path in candidates:
-            state = _read_json(path)
-            if isinstance(state, dict) and state.get("log_history"):
-                log_history = state["log_history"]
-                break
-    out = []
-    for h in log_history or []:
-        if isinstance(h, dict) and isinstance(h.get("learning_rate"), (int, float)) and isinstance(h.get("step"), int):
-            out.append((h["step"], float(h["learning_rate"])))
-    return out
-
-
-def write_lr_plot(path: Path, points: list[tuple[int, float]], info: dict | None = None) -> Path | None:
-    """Draw the LR curve: the logged LRs and, for a curricula schedule, its closed form over the run (as configured:
-    an anneal requested at run time through ``OUTPUT_DIR/ANNEAL`` shows only in the logged values). None if there is
-    nothing to draw. Written through a ``_``-prefixed temporary (Trainer's uploads ignore ``_*``) and ``os.replace``,
-    so a concurrent upload never reads half a file and a hard-linked original is never written into."""
-    schedule = (info or {}).get("schedule")
-    total = (info or {}).get("total_steps") or (max(s for s, _ in points) if points else None)
-    if len(points) < 2 and (schedule is None or not total):
-        return None
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 3.2), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    if schedule is not None and total:
-        x = np.unique(np.linspace(0, total, min(total + 1, 2001)).astype(int))
-        ax.plot(x, schedule.lrs(x), lw=1.5, label="schedule (closed form)")
-    if points:
-        ax.plot([s for s, _ in points], [v for _, v in points], ".", ms=3, label="logged by Trainer")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate")
-    ax.set_title(f"learning rate: {(info or {}).get('name', 'logged')}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"_{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
-
-
-def _lr_section(info: dict | None, files: list[str], points: list[tuple[int, float]]) -> str:
-    lines = ["## Learning-rate schedule", ""]
-    if info is not None:
-        lines.append(f"`{info['name']}` ({info.get('source', '')}).")
-        if info["params"]:
-            lines += ["", "| parameter | value |", "|---|---|"]
-            lines += [f"| `{k}` | `{json.dumps(v) if isinstance(v, (dict, list)) else v}` |"
-                      for k, v in info["params"].items()]
-    if points:
-        lines += ["", f"Logged: {len(points)} values from step {points[0][0]} ({points[0][1]:.3g}) to step "
-                  f"{points[-1][0]} ({points[-1][1]:.3g})."]
-    if LR_PLOT in files:
-        lines += ["", f"![learning rate over the run]({LR_PLOT})"]
-    return "\n".join(lines)
-
-
-def prepare_extras(run_dir: Path, dest: Path, log_history: list[dict] | None = None) -> list[str]:
-    """Write the card's derived files into ``dest`` (the staging folder, or Trainer's ``output_dir``): the LR plot,
-    and a continual stage's loss-curve plot copied from the parent folder. Returns their paths in the repo."""
-    run_dir, dest = Path(run_dir), Path(dest)
-    out = []
-    ctx = continual_context(run_dir)
-    if ctx is not None and ctx["kind"] == "continual" and (run_dir.parent / "continual.png").is_file():
-        target = dest / CONTINUAL_PLOT
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.resolve() != (run_dir.parent / "continual.png").resolve():
-            shutil.copyfile(run_dir.parent / "continual.png", target)
-        out.append(CONTINUAL_PLOT)
-    points = logged_lrs(run_dir, log_history)
-    info = lr_schedule_info(_read_json(run_dir / "training_config.json"), ctx, _run_steps(run_dir, points))
-    if write_lr_plot(dest / LR_PLOT, points, info) is not None:
-        out.append(LR_PLOT)
-    return out
-
-
-def _analysis_section(summary: dict, files: list[str]) -> str:
-    lines = ["## Analysis", ""]
-    s = summary.get("summary") or {}
-    fr = s.get("fractions") or {}
-    if fr:
-        lines += ["| blocks | learned | unlearned | forgotten | forgotten ≥ 2× (share of forgotten) |",
-                  "|---|---|---|---|---|",
-                  f"| {s.get('blocks', '?')} | {_fmt(fr.get('learned'))} | {_fmt(fr.get('unlearned'))} | "
-                  f"{_fmt(fr.get('forgotten'))} | {_fmt(s.get('forgotten_multiple_share'))} |", ""]
-    if "analysis/report.md" in files:
-        lines.append("Full report: [analysis/report.md](analysis/report.md).")
-    plots = [f for f in files if f.startswith("analysis/") and f.endswith(".png")]
-    if plots:
-        lines += [""] + [f"![{Path(p).stem}]({p})" for p in plots]
-    return "\n".join(lines)
-
-
-CONFIG_KEYS = ("curriculum", "curriculum_params", "domain_weights", "lr_schedule", "learning_rate", "lr_scheduler_type",
-               "warmup_steps", "weight_decay", "per_device_train_batch_size", "gradient_accumulation_steps",
-               "max_steps", "num_train_epochs", "seed", "bf16", "fp16")
-
-
-def _config_section(config: dict) -> str:
-    skip = {"lr_scheduler_type"} if config.get("lr_schedule") else set()  # replaced by the curricula schedule
-    rows = [f"| `{k}` | `{json.dumps(config[k]) if isinstance(config[k], (dict, list)) else config[k]}` |"
-            for k in CONFIG_KEYS if k in config and config[k] not in (None, "", -1) and k not in skip]
-    return "## Training configuration\n\n| argument | value |\n|---|---|\n" + "\n".join(rows)
-
-
-def _eval_results(evals: dict):
-    from huggingface_hub import EvalResult
-
-    out = []
-    for name, r in (evals.get("tasks") or {}).items():
-        for metric in ("accuracy", "accuracy_norm"):
-            if metric in r:
-                out.append(EvalResult(task_type="text-generation", dataset_type=f"curricula/{name}", dataset_name=name,
-                                      metric_type=metric, metric_value=float(r[metric])))
-    return out or None
-
-
-def _results_section(evals: dict) -> str:
-    rows = [f"| {name} | {r.get('kind', '')} | {r.get('n', '')} | {_fmt(r.get('accuracy'))} | "
-            f"{_fmt(r['accuracy_norm']) if 'accuracy_norm' in r else ''} |" for name, r in evals["tasks"].items()]
-    return ("## Zero-shot results\n\nScored by log-likelihood with `curricula eval` on held-out tasks.\n\n"
-            "| task | kind | n | accuracy | accuracy (length-normalised) |\n|---|---|---:|---:|---:|\n" + "\n".join(rows))
-
-
-def render_card(run_dir: Path, repo_id: str, files: list[str], license: str = "apache-2.0",  # noqa: A002
-                log_history: list[dict] | None = None) -> str:
-    """The model card (README.md) for ``run_dir``: YAML front matter + a summary of the run. ``files`` are the repo
-    paths being uploaded (plots are linked only if they are among them); ``log_history`` is Trainer's, when the card
-    is written by a live trainer (else the logged LRs come from ``trainer_state.json``)."""
-    from huggingface_hub import ModelCardData
-
-    run_dir = Path(run_dir)
-    method = _method(run_dir)
-    tags = ["curricula"] + ([method] if method != "curricula" else [])
-    evals = _read_json(run_dir / "eval_results.json")
-    eval_results = _eval_results(evals) if isinstance(evals, dict) else None
-    front = ModelCardData(library_name="transformers", license=license, tags=tags, pipeline_tag="text-generation",
-                          model_name=repo_id.split("/")[-1] if eval_results else None,
-                          eval_results=eval_results).to_yaml()
-    sections = []
-    config = _read_json(run_dir / "training_config.json")
-    if isinstance(config, dict):
-        sections.append(_config_section(config))
-    if isinstance(evals, dict) and evals.get("tasks"):
-        sections.append(_results_section(evals))
-    info = _read_json(run_dir / "curriculum" / "run.json")
-    if isinstance(info, dict):
-        sections.append(_plan_section(info))
-    ctx = continual_context(run_dir)
-    if ctx is not None:
-        sections.append(_continual_section(ctx, files))
-    points = logged_lrs(run_dir, log_history)
-    lr_info = lr_schedule_info(config if isinstance(config, dict) else None, ctx, _run_steps(run_dir, points))
-    if lr_info is not None or points or LR_PLOT in files:
-        sections.append(_lr_section(lr_info, files, points))
-    weights = _read_json(run_dir / "doremi" / "domain_weights.json") or _read_json(run_dir / "domain_weights.json")
-    if weights is None and run_dir.name == "main":  # `curricula doremi`'s final run: the weights are its parent's
-        weights = _read_json(run_dir.parent / "domain_weights.json")
-    if isinstance(weights, dict) and weights.get("weights"):
-        sections.append(_doremi_section(weights, files))
-    summary = _read_json(run_dir / "analysis" / "summary.json")
-    if isinstance(summary, dict) or any(f.startswith("analysis/") for f in files):
-        sections.append(_analysis_section(summary if isinstance(summary, dict) else {}, files))
-    has_tok = any(f in TOKENIZER_FILES for f in files)
-    template = CARD_TEMPLATE.read_text() if CARD_TEMPLATE.is_file() else _FALLBACK_TEMPLATE
-    values = {
-        "front_matter": front.strip(),
-        "repo_id": repo_id,
-        "repo_name": repo_id.split("/")[-1],
-        "method": method,
-        "tokenizer_line": f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")' if has_tok
-        else "# no tokenizer files were uploaded with this run",
-        "sections": "\n\n".join(sections) if sections else "No curriculum log was found in the run folder.",
-        "files": "\n".join(f"- `{f}`" for f in files),
-    }
-    for key, value in values.items():
-        template = template.replace("{{" + key + "}}", value)
-    return template
 
 
 def _stage(run_dir: Path, files: list[str], dest: Path) -> None:
@@ -585,13 +215,15 @@ def push_run(
     private: bool = False,
     commit_message: str = DEFAULT_COMMIT_MESSAGE,
     *,
-    license: str = "apache-2.0",  # noqa: A002
+    license: str = DEFAULT_LICENSE,  # noqa: A002
     include_checkpoints: bool = False,
     revision: str | None = None,
 ) -> str:
     """Create ``repo_id`` (if needed) and upload the run folder; returns the commit URL.
 
     ``endpoint`` defaults to ``HF_ENDPOINT`` read now (huggingface_hub reads it only at import), else huggingface.co.
+    Raises ``HubPushError`` for bad input (before any request) and for a Hub that cannot be reached, times out or
+    refuses the token.
     """
     repo_id = check_repo_id(repo_id)
     token = resolve_token(token)
@@ -605,10 +237,163 @@ def push_run(
         _stage(run_dir, files, stage)
         files = sorted(set(files) | set(prepare_extras(run_dir, stage)))
         (stage / "README.md").write_text(render_card(run_dir, repo_id, files, license=license))
-        url = api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
-        target = getattr(url, "repo_id", None) or repo_id
-        with warnings.catch_warnings():  # the Parquet / Arrow logs are meant for the model repo
-            warnings.filterwarnings("ignore", message=".*commit a data file.*", category=UserWarning)
-            info = api.upload_folder(folder_path=stage, repo_id=target, repo_type="model", revision=revision,
-                                     commit_message=commit_message)
+        try:
+            url = api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
+            target = getattr(url, "repo_id", None) or repo_id
+            with warnings.catch_warnings():  # the Parquet / Arrow logs are meant for the model repo
+                warnings.filterwarnings("ignore", message=".*commit a data file.*", category=UserWarning)
+                info = api.upload_folder(folder_path=stage, repo_id=target, repo_type="model", revision=revision,
+                                         commit_message=commit_message)
+        except Exception as err:  # noqa: BLE001 - only the Hub's failures are translated; the rest re-raises
+            failure = hub_failure(err, api.endpoint, repo_id, token)
+            if failure is None:
+                raise
+            raise failure from None  # the client's chain can name request details; the message says it all
     return str(getattr(info, "commit_url", info))
+
+
+# ---- the card a live Trainer writes -------------------------------------------------------------------------------
+
+
+def _hf_dataset_defaults(trainer) -> dict:
+    """As ``TrainingSummary.from_trainer``: the dataset's builder name, config and split, for a ``datasets`` dataset
+    that is not a local file format."""
+    one = trainer.eval_dataset if trainer.eval_dataset is not None else trainer.train_dataset
+    try:
+        from datasets import Dataset, IterableDataset
+    except ImportError:
+        return {}
+    if not isinstance(one, (Dataset, IterableDataset)):
+        return {}
+    tag = getattr(one, "builder_name", None)
+    if not tag or tag in ("csv", "json", "pandas", "parquet", "text", "arrow", "generator"):
+        return {}
+    return {"dataset_tags": [tag], "dataset_args": [one.config_name],
+            "dataset_metadata": [{"config": one.config_name, "split": str(one.split)}]}
+
+
+def _model_task(model) -> str | None:
+    """The task tag of ``model``'s class, as ``TrainingSummary.from_trainer`` infers it (text-generation for a
+    causal LM)."""
+    try:
+        from transformers.modelcard import TASK_MAPPING
+    except ImportError:
+        return None
+    name = type(model).__name__
+    for task, mapping in TASK_MAPPING.items():
+        values = []
+        for v in mapping.values():
+            values += list(v) if isinstance(v, (tuple, list)) else [v]
+        if name in values:
+            return task
+    return None
+
+
+def trainer_card_keywords(trainer, language=None, license=None, tags=None, model_name=None,  # noqa: A002
+                          finetuned_from=None, tasks=None, dataset_tags=None, dataset=None, dataset_args=None,
+                          dataset_metadata=None) -> dict:
+    """``create_model_card``'s keywords with Trainer's defaults filled in (``TrainingSummary.from_trainer``): the
+    dataset from a ``datasets`` dataset, ``finetuned_from`` from the model's Hub name, the task from the model class,
+    ``model_name`` from ``output_dir``, and the ``generated_from_trainer`` tag. The license defaults to
+    ``apache-2.0`` (no Hub lookup of the base model's)."""
+    defaults = _hf_dataset_defaults(trainer)
+    dataset_tags = defaults.get("dataset_tags") if dataset_tags is None else dataset_tags
+    dataset_args = defaults.get("dataset_args") if dataset_args is None else dataset_args
+    dataset_metadata = defaults.get("dataset_metadata") if dataset_metadata is None else dataset_metadata
+    if dataset is None and dataset_tags is not None:
+        dataset = dataset_tags
+    model = getattr(trainer, "model", None)
+    name_or_path = getattr(getattr(model, "config", None), "_name_or_path", None)
+    if finetuned_from is None and isinstance(name_or_path, str) and name_or_path and not os.path.isdir(name_or_path):
+        finetuned_from = name_or_path
+    if tasks is None and model is not None:
+        tasks = _model_task(model)
+    if not model_name:
+        model_name = Path(trainer.args.output_dir).name or finetuned_from
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    if "generated_from_trainer" not in tags:
+        tags.append("generated_from_trainer")
+    return {"language": language, "license": license or DEFAULT_LICENSE, "tags": tags, "model_name": model_name,
+            "finetuned_from": finetuned_from, "tasks": tasks, "dataset_tags": dataset_tags, "dataset": dataset,
+            "dataset_args": dataset_args, "dataset_metadata": dataset_metadata}
+
+
+def _hyperparameters(trainer) -> dict:
+    """What Trainer's card adds to the arguments (``extract_hyperparameters_from_trainer``): the devices, the total
+    batch sizes; and the run's real number of optimizer steps."""
+    from transformers.training_args import ParallelMode
+
+    args = trainer.args
+    out: dict = {}
+    if args.parallel_mode not in (ParallelMode.NOT_PARALLEL, ParallelMode.NOT_DISTRIBUTED):
+        out["distributed_type"] = ("multi-GPU" if args.parallel_mode == ParallelMode.DISTRIBUTED
+                                   else args.parallel_mode.value)
+    if args.world_size > 1:
+        out["num_devices"] = args.world_size
+    total = args.train_batch_size * args.world_size * args.gradient_accumulation_steps
+    if total != args.train_batch_size:
+        out["total_train_batch_size"] = total
+    if args.eval_batch_size * args.world_size != args.eval_batch_size:
+        out["total_eval_batch_size"] = args.eval_batch_size * args.world_size
+    steps = getattr(trainer.state, "max_steps", 0)
+    if isinstance(steps, int) and steps > 0:
+        out["optimizer steps (the run's)"] = steps
+    return out
+
+
+def _framework_versions() -> dict:
+    out = {}
+    for label, dist in (("curricula", "curricula"), ("Transformers", "transformers"), ("Pytorch", "torch"),
+                        ("Datasets", "datasets"), ("Tokenizers", "tokenizers")):
+        try:
+            out[label] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def trainer_upload_files(output_dir) -> list[str]:
+    """The files Trainer's ``push_to_hub`` uploads from ``output_dir`` (all but ``_*`` and ``checkpoint-*``), as
+    sorted POSIX paths, README.md left out."""
+    out = Path(output_dir)
+    files = []
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if p.is_file() and rel != "README.md" and not any(fnmatch(rel, pat) for pat in TRAINER_UPLOAD_IGNORE) \
+                and ".git" not in p.relative_to(out).parts:
+            files.append(rel)
+    return files
+
+
+def write_trainer_card(trainer, language=None, license=None, tags=None, model_name=None,  # noqa: A002
+                       finetuned_from=None, tasks=None, dataset_tags=None, dataset=None, dataset_args=None,
+                       dataset_metadata=None, **ignored) -> Path | None:
+    """``CurriculumTrainer.create_model_card``: write the curricula card into ``output_dir/README.md`` (on the world
+    process zero only; returns its path, else None).
+
+    Trainer's ``push_to_hub`` calls ``create_model_card`` before uploading ``output_dir``, so the card describes what
+    is uploaded: the curriculum (plan, replay, LR schedule and its plot, weights, analysis), the training
+    configuration with the plan's real number of epochs (``trainer.curriculum_epochs``, else
+    ``curriculum/run.json``'s; never ``num_train_epochs`` when a plan ran) and the loss-token note, and what
+    Trainer's own card has: the evaluation results and their table from ``trainer.state.log_history``, and the
+    keywords (``trainer_card_keywords``) in the front matter and the text. Files are replaced atomically through
+    ``_``-prefixed temporaries (Trainer's uploads skip ``_*``): a checkpoint push may be reading ``output_dir``."""
+    if not trainer.is_world_process_zero():
+        return None
+    if ignored:
+        warnings.warn(f"create_model_card: ignoring unknown keyword(s) {sorted(ignored)}", stacklevel=2)
+    out = Path(trainer.args.output_dir)
+    keywords = trainer_card_keywords(trainer, language=language, license=license, tags=tags, model_name=model_name,
+                                     finetuned_from=finetuned_from, tasks=tasks, dataset_tags=dataset_tags,
+                                     dataset=dataset, dataset_args=dataset_args, dataset_metadata=dataset_metadata)
+    repo_id = getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id or out.name
+    history = list(trainer.state.log_history)
+    out.mkdir(parents=True, exist_ok=True)
+    prepare_extras(out, out, history)
+    files = trainer_upload_files(out)
+    config = json.loads(json.dumps(trainer.args.to_dict(), default=str))  # to_dict masks the hub token
+    card = render_card(out, repo_id, files, license=keywords["license"], log_history=history, keywords=keywords,
+                       plan_epochs=getattr(trainer, "curriculum_epochs", None),
+                       loss_type_note=getattr(trainer, "loss_type_note", None), config=config,
+                       hyperparameters=_hyperparameters(trainer), framework_versions=_framework_versions())
+    return write_text(out / "README.md", card)
