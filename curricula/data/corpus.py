@@ -72,13 +72,13 @@ def write_corpus(
     table = table.select(list(COLUMNS)).cast(SCHEMA)
     if table.num_rows == 0:
         raise CorpusError("the input has no documents; check the path, split or filters you gave")
+    in_domains = _sources_by_domain(table)
+    dropped: dict[str, dict[str, dict]] = {}
     text = table.column("text").to_pylist()
-    keep = np.fromiter((bool(t and t.strip()) for t in text), dtype=bool, count=len(text))
+    keep = np.fromiter((has_text(t) for t in text), dtype=bool, count=len(text))
     n_empty = int((~keep).sum())
-    if n_empty:
-        table = table.filter(pa.array(keep))
-    if table.num_rows == 0:
-        raise CorpusError(f"all {n_empty} documents have empty text; check the text column")
+    table = _drop(table, keep, "empty", dropped)
+    _check_domains_left(in_domains, table, dropped)
     doc_ids = table.column("doc_id").to_pylist()
     if len(set(doc_ids)) != len(doc_ids):
         dup = next(d for d, c in Counter(doc_ids).items() if c > 1)
@@ -105,6 +105,8 @@ def write_corpus(
         "dropped_empty_documents": n_empty,
         "domains": {},
     }
+    if n_empty:  # per source (only when there is something to say, so manifests without drops stay as they were)
+        manifest["dropped_empty_by_source"] = dropped["empty"]
     for d in wanted:
         rows = np.flatnonzero(dom == d)
         order = rows[np.argsort(keys[rows], kind="stable")]
@@ -120,6 +122,62 @@ def write_corpus(
         manifest["domains"][d] = entry
     write_json(out_dir / MANIFEST, manifest, indent=2, sort_keys=True)
     return manifest
+
+
+_VISIBLE = re.compile(r"[^\s\x00-\x08\x0b-\x1f\x7f\ufeff\ufffe\uffff]")
+
+
+def has_text(text: str | None) -> bool:
+    """Whether ``text`` has anything left after cleaning: a character that is neither whitespace nor a control
+    character (what :func:`curricula.data.sources.clean_text` removes)."""
+    return bool(text) and _VISIBLE.search(text) is not None
+
+
+def _sources_by_domain(table: pa.Table) -> dict[str, list[str]]:
+    out: dict[str, set[str]] = {}
+    for d, s in zip(table.column("domain").to_pylist(), table.column("source").to_pylist()):
+        out.setdefault(d, set()).add(s)
+    return {d: sorted(s) for d, s in sorted(out.items())}
+
+
+def _drop(table: pa.Table, keep: np.ndarray, reason: str, dropped: dict) -> pa.Table:
+    """Rows where ``keep`` is False leave the table; their documents and bytes are counted per source under
+    ``dropped[reason]``."""
+    per_source: dict[str, dict] = {}
+    gone = np.flatnonzero(~keep)
+    if len(gone):
+        sub = table.take(pa.array(gone, type=pa.int64()))
+        for src, t in zip(sub.column("source").to_pylist(), sub.column("text").to_pylist()):
+            e = per_source.setdefault(src, {"documents": 0, "bytes": 0})
+            e["documents"] += 1
+            e["bytes"] += len(t.encode()) if t else 0
+    dropped[reason] = dict(sorted(per_source.items()))
+    return table.filter(pa.array(keep)) if len(gone) else table
+
+
+_WHY = {
+    "empty": "have empty text (nothing but whitespace or control characters); check --text-column (the column that "
+             "holds the text) or the source's extractor",
+}
+
+
+def _check_domains_left(in_domains: dict[str, list[str]], table: pa.Table, dropped: dict) -> None:
+    """A domain whose every document was dropped is an error naming the domain, its sources and why."""
+    left = set(table.column("domain").to_pylist())
+    gone = [d for d in in_domains if d not in left]
+    if not gone:
+        return
+    lines = []
+    for d in gone:
+        srcs = in_domains[d]
+        reasons = []
+        for reason, per_source in dropped.items():
+            n = sum(per_source.get(s, {}).get("documents", 0) for s in srcs)
+            if n:
+                reasons.append(f"{n} document(s) {_WHY[reason]}")
+        lines.append(f"domain {d!r} (source(s) {', '.join(repr(s) for s in srcs)}) has no documents left: "
+                     + "; ".join(reasons))
+    raise CorpusError("; ".join(lines) + ". Fix the input or leave the domain out")
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
