@@ -190,7 +190,7 @@ def hub_failure(err: BaseException, endpoint: str, repo_id: str, token: str | No
         if any(h in reason.lower() for h in _DNS_HINTS):
             what = f"the host name {host} does not resolve (DNS: {reason})"
         elif "refused" in reason.lower():
-            what = f"nothing accepts connections at {endpoint} ({reason})"
+            what = f"the connection was refused ({reason}): nothing listens there"
         else:
             what = f"{type(err).__name__}: {reason}"
         return HubPushError(f"cannot reach {where}: {what}; " + network)

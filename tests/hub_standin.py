@@ -20,6 +20,10 @@ routes, through ``transformers.utils.hub.hf_api()``, a cached ``HfApi`` that tes
 
 Requests are logged in ``requests`` (method, path, headers WITHOUT Authorization); Authorization headers are kept
 apart in ``auth_headers`` so a test can check the token was sent while the log itself never holds it.
+
+``HubStandIn(refuse=401)`` (or 403) answers every request with that status and the Hub's error body, as the Hub does
+for an invalid token (401) or one without write access (403); ``echo_auth=True`` puts the request's Authorization
+header into that error message, so a test can check that the client's error text is scrubbed of the token.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class HubState:
         self.requests: list[dict] = []  # {"method", "path", "headers"} (no Authorization)
         self.auth_headers: list[str] = []
         self.unhandled: list[str] = []
+        self.refuse: int | None = None  # answer every request with this status (401, 403)
+        self.echo_auth = False
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,6 +111,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _base(self) -> str:
         return f"http://{self.server.server_address[0]}:{self.server.server_address[1]}"
 
+    def _refused(self, head: bool = False) -> bool:
+        status = self.state.refuse
+        if status is None:
+            return False
+        if status == 401:
+            message = "Invalid credentials in Authorization header"
+        else:
+            message = "You don't have the rights to create a model under the namespace"
+        if self.state.echo_auth:
+            message += f" ({self.headers.get('Authorization')})"
+        if self.command in ("POST", "PUT"):
+            self._body()  # read it, so the client sees the answer rather than a reset connection
+        self._send(status, {"error": message}, headers={"X-Error-Message": message}, head=head)
+        return True
+
     def _repo(self, repo_id: str) -> dict | None:
         with self.state.lock:
             return self.state.repos.get(repo_id)
@@ -112,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
     # --- verbs ---------------------------------------------------------------------------------------------------
     def do_POST(self) -> None:  # noqa: N802
         self._record()
+        if self._refused():
+            return
         path = unquote(urlsplit(self.path).path)
         body = self._body()
         if path == "/api/repos/create":
@@ -180,6 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self, head: bool) -> None:
         self._record()
+        if self._refused(head):
+            return
         path = unquote(urlsplit(self.path).path)
         parts = path.strip("/").split("/")
         if len(parts) >= 4 and parts[:2] == ["api", "models"]:
@@ -226,8 +251,10 @@ class _Handler(BaseHTTPRequestHandler):
 class HubStandIn:
     """``with HubStandIn() as hub: HfApi(endpoint=hub.endpoint, token=...)``; stops its thread on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: int | None = None, echo_auth: bool = False) -> None:
         self.state = HubState()
+        self.state.refuse = refuse
+        self.state.echo_auth = echo_auth
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.server.state = self.state  # type: ignore[attr-defined]

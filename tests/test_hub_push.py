@@ -252,6 +252,116 @@ def test_bad_input_fails_before_any_request(run_dir, monkeypatch, no_network, tm
     assert not os.environ.get("HF_TOKEN")
 
 
+# ---- push failures: the Hub unreachable, or the token refused -------------------------------------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # bound, never listening: a connection to it is refused
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _push_fails(run_dir, endpoint: str, token: str, repo_id: str = "curricula-test/fails") -> str:
+    with pytest.raises(HubPushError) as err:
+        push_run(run_dir, repo_id, token=token, endpoint=endpoint)
+    message = str(err.value)
+    assert token not in message and token[3:] not in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # no client traceback chained on
+    assert endpoint in message and repo_id in message
+    return message
+
+
+def test_push_to_a_closed_port_says_the_hub_is_unreachable(run_dir, online):
+    token = "hf_" + secrets.token_hex(12)
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    message = _push_fails(run_dir, endpoint, token)
+    assert message.startswith(f"cannot reach the Hub at {endpoint}")
+    assert "the connection was refused" in message and "nothing listens there" in message
+    assert "check the network connection" in message and "HF_ENDPOINT" in message
+    assert "token" not in message.split(";")[0]  # an unreachable Hub is not blamed on the token
+
+
+def test_push_to_a_host_that_does_not_resolve(run_dir, online, monkeypatch):
+    import socket
+
+    def no_such_host(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    token = "hf_" + secrets.token_hex(12)
+    message = _push_fails(run_dir, "https://hub.example.invalid", token)
+    assert "the host name hub.example.invalid does not resolve (DNS" in message and "HF_ENDPOINT" in message
+
+
+def test_push_to_a_hub_that_does_not_answer_times_out(run_dir, online):
+    """The client's default session has no timeout; with one set (``set_client_factory``), a Hub that accepts the
+    connection but never answers is a timeout, told as such."""
+    import socket
+
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (the kernel's backlog) and never answers
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    set_client_factory(lambda: httpx2.Client(timeout=0.3, follow_redirects=True))
+    try:
+        message = _push_fails(run_dir, endpoint, "hf_" + secrets.token_hex(12))
+    finally:
+        set_client_factory(default_client_factory)
+        silent.close()
+    assert "did not answer in time (ReadTimeout" in message and "check the network connection" in message
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_push_with_a_refused_token_says_so(run_dir, online, status):
+    """A stand-in that refuses every request, as the Hub does for an invalid token (401) or one without write
+    access (403), and echoes the Authorization header into its error message: the message says the token was refused
+    and what to do, and carries no token even then."""
+    token = "hf_" + secrets.token_hex(12)
+    with HubStandIn(refuse=status, echo_auth=True) as hub:
+        message = _push_fails(run_dir, hub.endpoint, token)
+        assert hub.state.auth_headers and all(h == f"Bearer {token}" for h in hub.state.auth_headers)
+    assert message.startswith(f"the Hub at {hub.endpoint} (repo curricula-test/fails) refused the token ({status} ")
+    assert "Bearer <token>" in message  # the echoed header, scrubbed
+    assert "hf auth login" in message and "https://huggingface.co/settings/tokens" in message
+    if status == 401:
+        assert "invalid, expired or revoked" in message
+    else:
+        assert "write permission" in message and "namespace curricula-test" in message
+    assert "cannot reach" not in message
+
+
+def test_push_in_offline_mode_says_how_to_go_online(run_dir, monkeypatch):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    message = _push_fails(run_dir, f"http://127.0.0.1:{_closed_port()}", "hf_" + secrets.token_hex(12))
+    assert "offline mode (HF_HUB_OFFLINE=1)" in message and "unset HF_HUB_OFFLINE" in message
+
+
+def test_cli_push_failure_is_one_line_without_traceback(run_dir, online, monkeypatch, capsys):
+    from curricula.cli import run_command
+    from hf_trainer_ext.cli import cmd_push
+
+    token = "hf_" + secrets.token_hex(12)
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_TOKEN", token)
+    import argparse
+
+    args = argparse.Namespace(func=cmd_push, run_dir=str(run_dir), repo_id="me/x", token=None, private=False,
+                              license="apache-2.0", include_checkpoints=False)
+    assert run_command(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"curricula: error: cannot reach the Hub at {endpoint}") and "Traceback" not in err
+    assert token not in err and len(err.strip().splitlines()) == 1
+
+
 # ---- Trainer's own push path: CurriculumTrainer(push_to_hub=True, hub_strategy=...) ---------------------------------
 
 PLAN = "name: lfr-tiny\nphases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 1}]"
