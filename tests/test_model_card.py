@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from hf_trainer_ext import CurriculumTrainer
-from hf_trainer_ext.hub import CONTINUAL_PLOT, LR_PLOT, continual_context, prepare_extras, render_card
+from hf_trainer_ext.hub import CONTINUAL_PLOT, LR_PLOT, continual_context, prepare_extras, render_card, write_trainer_card
 from test_trainer import blocks, plan_file, targs, tiny_gpt2
 
 
@@ -23,7 +23,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_trainer_card_has_config_results_and_no_token(tmp_path, one_thread):
+@pytest.mark.parametrize("writer", ["create_model_card", "write_trainer_card"])
+def test_trainer_card_has_config_results_and_no_token(tmp_path, one_thread, writer):
+    """Through the trainer's create_model_card and through write_trainer_card (what it becomes a call of)."""
     secret = "hf_" + "s3cr3t" * 6
     plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 1}]")
     out = tmp_path / "run"
@@ -35,7 +37,10 @@ def test_trainer_card_has_config_results_and_no_token(tmp_path, one_thread):
     assert config["curriculum"] == plan and secret not in (out / "training_config.json").read_text()
     (out / "eval_results.json").write_text(json.dumps({"tasks": {
         "codeline": {"kind": "multiple_choice", "n": 200, "accuracy": 0.38, "accuracy_norm": 0.415}}}))
-    tr.create_model_card()
+    if writer == "create_model_card":
+        tr.create_model_card()
+    else:
+        write_trainer_card(tr)
     card = (out / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
     assert front["library_name"] == "transformers" and "curricula" in front["tags"]

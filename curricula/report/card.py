@@ -195,7 +195,7 @@ def _run_section(record: dict, method: str) -> str:
     config = record.get("curriculum")
     if isinstance(config, Mapping) and config:
         lines += ["", "The method's configuration (`run.json`):", "", "```json",
-                  json.dumps(_no_paths(config), indent=2, default=str), "```"]
+                  json.dumps(_no_paths(config), indent=2, default=str, ensure_ascii=False), "```"]
     return "\n".join(lines)
 
 
