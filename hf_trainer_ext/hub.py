@@ -236,7 +236,7 @@ def push_run(
         stage = Path(tmp)
         _stage(run_dir, files, stage)
         files = sorted(set(files) | set(prepare_extras(run_dir, stage)))
-        (stage / "README.md").write_text(render_card(run_dir, repo_id, files, license=license))
+        write_text(stage / "README.md", render_card(run_dir, repo_id, files, license=license))
         try:
             url = api.create_repo(repo_id, exist_ok=True, private=private, repo_type="model")
             target = getattr(url, "repo_id", None) or repo_id
