@@ -8,7 +8,6 @@ the same as the proxy's per-token losses (labels shifted like ``ForCausalLMLoss`
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from curricula.errors import CurriculaError
+from curricula.run_layout import atomic_write, write_json
 from hf_trainer_ext.losses import causal_lm_token_losses
 
 LOSSES_FILE = "reference_losses.arrow"
@@ -29,7 +29,7 @@ class ReferenceError(CurriculaError):
 
 @torch.no_grad()
 def score_reference(model, blocks, out_dir: Path, *, batch_size: int = 32, tokenizer_identity: dict | None = None,
-                    model_name: str = "", device: str | torch.device | None = None) -> Path:
+                    model_name: str = "", device: str | torch.device | None = None, extra: dict | None = None) -> Path:
     """Write ``out_dir/reference_losses.arrow`` (``ref_loss``: float32[block_size] per block, in block_id order)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -40,17 +40,19 @@ def score_reference(model, blocks, out_dir: Path, *, batch_size: int = 32, token
     was_training = model.training
     model.eval()
     schema = pa.schema([("ref_loss", pa.list_(pa.float32(), block_size))])
-    tmp = out_dir / (LOSSES_FILE + ".tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        for start in tqdm(range(0, n, batch_size), desc="scoring reference", unit="batch"):
-            x = torch.as_tensor(np.asarray(ids_col[start : start + batch_size]["input_ids"]), dtype=torch.long)
-            x = x.to(device)
-            tok, _ = causal_lm_token_losses(model(input_ids=x).logits, x)
-            flat = pa.array(tok.float().cpu().numpy().reshape(-1))
-            writer.write_batch(pa.record_batch([pa.FixedSizeListArray.from_arrays(flat, block_size)], schema=schema))
-    os.replace(tmp, out_dir / LOSSES_FILE)
-    meta = {"n_blocks": n, "block_size": block_size, "tokenizer": tokenizer_identity, "model": model_name}
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2))
+    def write(tmp: Path) -> None:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for start in tqdm(range(0, n, batch_size), desc="scoring reference", unit="batch"):
+                x = torch.as_tensor(np.asarray(ids_col[start : start + batch_size]["input_ids"]), dtype=torch.long)
+                x = x.to(device)
+                tok, _ = causal_lm_token_losses(model(input_ids=x).logits, x)
+                flat = pa.array(tok.float().cpu().numpy().reshape(-1))
+                writer.write_batch(pa.record_batch([pa.FixedSizeListArray.from_arrays(flat, block_size)],
+                                                   schema=schema))
+
+    atomic_write(out_dir / LOSSES_FILE, write)
+    meta = {"n_blocks": n, "block_size": block_size, "tokenizer": tokenizer_identity, "model": model_name, **(extra or {})}
+    write_json(out_dir / META_FILE, meta)  # written last: a cache with this file is complete
     model.train(was_training)
     return out_dir / LOSSES_FILE
 

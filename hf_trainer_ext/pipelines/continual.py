@@ -14,7 +14,6 @@ variant names are folder names under ``--out`` (validated by the recipe).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -25,7 +24,11 @@ from curricula.methods import ReplayConfig
 from curricula.pipelines.continual import ContinualError, ContinualRecipe, Stage, stage_schedule  # noqa: F401
 from curricula.report.training_plots import plot_continual
 from curricula.run_layout import write_json
+from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity
 from hf_trainer_ext.trainer import CurriculumTrainer
+
+OPTIMIZER = "final_optimizer.pt"  # the stage's AdamW state at its end (a plain state dict: loaded weights_only)
+SEEN = "seen_rows.npy"  # the rows of the stage's own blocks it trained on (the seen-only replay pool of later stages)
 
 
 def domain_names(stages_data: list[dict]) -> tuple[list[str], list[int]]:
@@ -54,7 +57,7 @@ def _stage_data(stages_data: list[dict], index: int, seen: list[np.ndarray | Non
         data = stages_data[j]
         ds = data["train"].select_columns(["input_ids", "domain_id", "block_id"])
         if j != index and seen_only and seen[j] is not None:
-            ds = ds.select(seen[j].tolist(), keep_in_memory=True)
+            ds = ds.select(seen[j].tolist(), keep_in_memory=True).flatten_indices(keep_in_memory=True)
         parts.append(_shift_domains(ds, shifts[j], f"stage data {data['name']}"))
         pools.append(np.arange(offset, offset + len(ds)))
         offset += len(ds)
@@ -91,17 +94,20 @@ def seen_rows(curriculum) -> np.ndarray:
     return np.unique(np.concatenate(list(curriculum.batches(0))))
 
 
-def _run_stage(recipe, data, index, model, optimizer_state, seen, out: Path, replay: float, lineage=()):
+def _run_stage(recipe, data, index, model, optimizer_state, seen, run: PipelineRun, replay: float, lineage=()):
+    """Train one stage (or resume it); returns its result, the rows of its own blocks it trained on."""
+    import torch
+
     from hf_trainer_ext.arguments import CurriculumTrainingArguments
 
     stage = recipe.stages[index]
     combined, new_pool, _ = _stage_data(data, index, seen, stage.replay_seen_only)
     names, _ = domain_names(data)
     base = {"per_device_train_batch_size": 16, "weight_decay": 0.1, "logging_steps": 25, "report_to": "none",
-            "save_strategy": "no", "seed": 0, "disable_tqdm": False}
+            "seed": 0, "disable_tqdm": False, **run.training_args()}
     base.update(recipe.training)
     args = CurriculumTrainingArguments(
-        output_dir=str(out), max_steps=stage.steps, learning_rate=recipe.max_lr, eval_strategy="steps",
+        output_dir=str(run.out), max_steps=stage.steps, learning_rate=recipe.max_lr, eval_strategy="steps",
         eval_steps=recipe.eval_every, lr_schedule=stage_schedule(recipe, index), **base)
     method = ReplayConfig(replay=replay, new_rows=len(new_pool), stage=stage.name, seed=args.seed + index)
     trainer = CurriculumTrainer(model=model, args=args, train_dataset=combined, eval_dataset=eval_sets(data),
@@ -111,13 +117,18 @@ def _run_stage(recipe, data, index, model, optimizer_state, seen, out: Path, rep
         trainer.create_optimizer()
         trainer.optimizer.load_state_dict(optimizer_state)
     before = {k: v for k, v in trainer.evaluate().items() if k.endswith("_loss")}
-    trainer.train()
+    trainer.train(resume_from_checkpoint=run.resume())
     after = {k: v for k, v in trainer.evaluate().items() if k.endswith("_loss")}
     curve = [h for h in trainer.state.log_history if any(k.endswith("_loss") and k.startswith("eval_") for k in h)]
     stage_seen = seen_rows(trainer.curriculum)
     own_seen = stage_seen[stage_seen < len(new_pool)]  # rows of this stage's own blocks (they come first)
-    return trainer, {"stage": stage.name, "replay": replay, "steps": stage.steps, "before": before, "after": after,
-                     "curve": curve, "schedule": stage_schedule(recipe, index)}, own_seen
+    trainer.save_model()  # OUT/<stage>: what every later stage (and variant) starts from
+    if trainer.args.should_save:  # the hand-off: the AdamW state and the rows trained, next to the weights
+        torch.save(trainer.optimizer.state_dict(), run.out / OPTIMIZER)
+        np.save(run.out / SEEN, own_seen)
+    res = {"stage": stage.name, "replay": replay, "steps": stage.steps, "before": before, "after": after,
+           "curve": curve, "schedule": stage_schedule(recipe, index)}
+    return run.done(res)
 
 
 def _first_model(recipe: ContinualRecipe, data: list[dict]):
@@ -135,30 +146,53 @@ def _is_main() -> bool:
     return PartialState().is_main_process
 
 
+def _fingerprint(recipe: ContinualRecipe, data: list[dict], index: int, replay: float) -> dict:
+    stages = [{**asdict(s), "data": data_identity(d["meta"])} for s, d in zip(recipe.stages[: index + 1], data)]
+    return {"stages": stages, "replay": replay, "model": recipe.model, "model_name_or_path": recipe.model_name_or_path,
+            "optimizer": recipe.optimizer, "max_lr": recipe.max_lr, "infinite": recipe.infinite,
+            "eval_every": recipe.eval_every, "max_eval_blocks": recipe.max_eval_blocks, "training": recipe.training}
+
+
+def _start_state(recipe: ContinualRecipe, data: list[dict], prev: Path | None):
+    """The weights and AdamW state a stage starts from: the first model, or what the previous stage saved."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if prev is None:
+        return _first_model(recipe, data), None
+    state = torch.load(prev / OPTIMIZER, weights_only=True) if recipe.optimizer == "keep" else None
+    return AutoModelForCausalLM.from_pretrained(prev), state
+
+
 def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
-    """All stages in order; variants of the last stage branch from the same state. Writes ``OUT/continual.json``."""
+    """All stages in order; variants of the last stage branch from the same state. Writes ``OUT/continual.json``.
+
+    Each stage hands over through its folder (weights, AdamW state, rows trained), so a rerun after a crash reuses the
+    finished stages, resumes the interrupted one from its newest complete checkpoint and trains only what is left."""
     out_dir = Path(out_dir)
     data = _load_stages(recipe)
-    model = _first_model(recipe, data)
     seen: list[np.ndarray | None] = [None] * len(recipe.stages)
-    results, opt_state = [], None
+    results, prev = [], None
     last = len(recipe.stages) - 1
     lineage: list[dict] = []
     for i in range(last):
-        name = recipe.stages[i].name
-        trainer, res, own = _run_stage(recipe, data, i, model, opt_state, seen, out_dir / name,
-                                       recipe.stages[i].replay, lineage)
-        seen[i] = own
-        trainer.save_model()  # OUT/<stage>: the checkpoint every later stage (and variant) starts from
-        opt_state = copy.deepcopy(trainer.optimizer.state_dict())
+        stage = recipe.stages[i]
+        run = PipelineRun(out_dir / stage.name, _fingerprint(recipe, data, i, stage.replay), stage.steps)
+        res = run.finished()
+        if res is None:
+            model, opt_state = _start_state(recipe, data, prev)
+            res = _run_stage(recipe, data, i, model, opt_state, seen, run, stage.replay, lineage)
+        seen[i] = np.load(run.out / SEEN)
         results.append(res)
-        lineage = [{"role": "previous_stage", "path": str(out_dir / name)}]
-    branch = copy.deepcopy(model.state_dict())
+        prev = run.out
+        lineage = [{"role": "previous_stage", "path": str(run.out)}]
     variants = []
     for name, x in recipe.variant_names():
-        model.load_state_dict(branch)
-        trainer, res, _ = _run_stage(recipe, data, last, model, opt_state, seen, out_dir / name, x, lineage)
-        trainer.save_model()
+        run = PipelineRun(out_dir / name, _fingerprint(recipe, data, last, x), recipe.stages[last].steps)
+        res = run.finished()
+        if res is None:
+            model, opt_state = _start_state(recipe, data, prev)
+            res = _run_stage(recipe, data, last, model, opt_state, seen, run, x, lineage)
         variants.append(res)
     result = {"stages": results, "last_stage_variants": variants, "recipe": _jsonable(asdict(recipe))}
     if _is_main():
@@ -178,11 +212,13 @@ def run_union(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
         *recipe.stages[:-1], replace(last, name="union", steps=total, replay=earlier, replay_seen_only=False,
                                      schedule=None)])
     data = _load_stages(recipe)
-    model = _first_model(recipe, data)
     seen: list[np.ndarray | None] = [None] * len(recipe.stages)
     out_dir = Path(out_dir)
-    trainer, res, _ = _run_stage(union, data, len(recipe.stages) - 1, model, None, seen, out_dir / "union", earlier)
-    trainer.save_model()
+    index = len(recipe.stages) - 1
+    run = PipelineRun(out_dir / "union", _fingerprint(union, data, index, earlier), total)
+    res = run.finished()
+    if res is None:
+        res = _run_stage(union, data, index, _first_model(recipe, data), None, seen, run, earlier)
     if _is_main():
         write_json(out_dir / "union.json", {"union": res, "recipe": _jsonable(asdict(recipe))})
     return res

@@ -8,8 +8,11 @@ Every run is a ``CurriculumTrainer`` with a method from ``curricula.methods``: t
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from curricula.curriculum.doremi import l1_change, weights_json
 from curricula.data.packed import PackedData
@@ -17,20 +20,21 @@ from curricula.errors import ConfigError
 from curricula.methods import DoReMiOnlineConfig, GroupDROConfig
 from curricula.pipelines.doremi import DoReMiRecipe, baseline_weights
 from curricula.report.training_plots import plot_rounds
-from curricula.run_layout import write_json
+from curricula.run_layout import read_json, write_json
+from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity
 from hf_trainer_ext.reference import model_for_data, score_reference
 from hf_trainer_ext.trainer import CurriculumTrainer
 
 
-def _args(recipe: DoReMiRecipe, out: Path, steps: int, **kw):
+def _args(recipe: DoReMiRecipe, run: PipelineRun, **kw):
     from hf_trainer_ext.arguments import CurriculumTrainingArguments
 
     base = {"per_device_train_batch_size": 16, "learning_rate": 2e-3, "lr_scheduler_type": "cosine",
             "warmup_steps": 0.05, "weight_decay": 0.1, "logging_steps": 25, "report_to": "none",
-            "save_strategy": "no", "eval_strategy": "no", "seed": 0, "disable_tqdm": False}
+            "eval_strategy": "no", "seed": 0, "disable_tqdm": False, **run.training_args()}
     base.update(recipe.training)
     base.update(kw)
-    return CurriculumTrainingArguments(output_dir=str(out), max_steps=steps, **base)
+    return CurriculumTrainingArguments(output_dir=str(run.out), max_steps=run.steps, **base)
 
 
 def _is_main() -> bool:
@@ -43,8 +47,28 @@ def _ppl(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if "ppl" in k or k == "eval_loss"}
 
 
+def _fingerprint(recipe: DoReMiRecipe, role: str, data: PackedData, weights, steps: int, **extra) -> dict:
+    return {"role": role, "data": data_identity(data.meta), "weights": [float(x) for x in weights], "steps": steps,
+            "model": recipe.model, "training": recipe.training, "max_eval_blocks": recipe.max_eval_blocks, **extra}
+
+
+def _cache_ready(cache: Path, n_blocks: int, fingerprint: dict) -> bool:
+    """A complete reference cache for these blocks from this reference (its meta file is written last)."""
+    from hf_trainer_ext.reference import LOSSES_FILE, META_FILE
+
+    if not (cache / LOSSES_FILE).is_file() or not (cache / META_FILE).is_file():
+        return False
+    meta = read_json(cache / META_FILE, "reference cache record")
+    return meta.get("n_blocks") == n_blocks and meta.get("fingerprint") == json.loads(json.dumps(fingerprint))
+
+
 def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) -> dict:
-    """Iterated DoReMi on packed data; returns (and writes to ``out_dir/doremi.json``) the weights of every round."""
+    """Iterated DoReMi on packed data; returns (and writes to ``out_dir/doremi.json``) the weights of every round.
+
+    Resumable: a rerun with the same recipe and ``--out`` reuses every finished run (reference, its cache, proxy,
+    main), resumes an interrupted one from its newest complete checkpoint, and trains only what is left."""
+    from transformers import AutoModelForCausalLM
+
     data = PackedData.load(packed)
     out_dir = Path(out_dir)
     names, identity = data.domain_names, data.tokenizer
@@ -59,67 +83,90 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
     rounds = []
     seed = 10_000 * int(recipe.training.get("seed", 0))  # model inits follow the run's seed (distinct per role)
     result: dict = {"domains": names, "tokenizer": identity, "mode": recipe.mode}
+    common = dict(train_dataset=train, domain_names=names, tokenizer_identity=identity)
     for r in range(recipe.rounds if recipe.mode == "proxy" else 1):
         rd = out_dir / f"round{r}"
-        ref_model = model_for_data(data.meta, seed=seed + r, **recipe.model)
-        ref = CurriculumTrainer(model=ref_model, args=_args(recipe, rd / "reference", recipe.reference_steps,
-                                                               domain_weights=weights.tolist()),
-                                train_dataset=train, eval_dataset=evaluation, domain_names=names,
-                                tokenizer_identity=identity)
-        ref.train()
-        ref_eval = ref.evaluate() if evaluation is not None else {}
+        ref_run = PipelineRun(rd / "reference", _fingerprint(recipe, "reference", data, weights,
+                                                             recipe.reference_steps, round=r), recipe.reference_steps)
+        ref_model, done = None, ref_run.finished()
+        if done is None:
+            ref_model = model_for_data(data.meta, seed=seed + r, **recipe.model)
+            ref = CurriculumTrainer(model=ref_model, args=_args(recipe, ref_run, domain_weights=weights.tolist()),
+                                    eval_dataset=evaluation, **common)
+            ref.train(resume_from_checkpoint=ref_run.resume())
+            ref.save_model()
+            done = ref_run.done({"eval": _ppl(ref.evaluate()) if evaluation is not None else {}})
+        ref_eval = done["eval"]
+        lineage = [{"role": "reference", "path": str(ref_run.out)}]
         kw: dict = {}
         if recipe.reference == "cached":
-            if _is_main():
-                score_reference(ref_model, train, rd / "reference_losses", tokenizer_identity=identity,
-                                model_name=f"round{r}/reference")
-            ref.accelerator.wait_for_everyone()
-            kw["reference_losses"] = rd / "reference_losses"
+            cache = rd / "reference_losses"
+            if not _cache_ready(cache, len(train), ref_run.fingerprint):
+                if _is_main():
+                    model = ref_model or AutoModelForCausalLM.from_pretrained(ref_run.out)
+                    score_reference(model, train, cache, tokenizer_identity=identity, model_name=f"round{r}/reference",
+                                    extra={"fingerprint": ref_run.fingerprint})
+                from accelerate import PartialState
+
+                PartialState().wait_for_everyone()
+            kw["reference_losses"] = cache
         else:
-            kw["reference_model"] = ref_model
-        lineage = [{"role": "reference", "path": str(rd / "reference")}]
+            kw["reference_model"] = ref_model or AutoModelForCausalLM.from_pretrained(ref_run.out)
         if recipe.mode == "online":
-            main = CurriculumTrainer(
-                model=model_for_data(data.meta, seed=seed + 2000, **recipe.model),
-                args=_args(recipe, out_dir / "main", recipe.main_steps),
-                curriculum=DoReMiOnlineConfig(eta=recipe.eta, smoothing=recipe.smoothing, initial=weights.tolist(),
-                                              sample_from=recipe.sample_from),
-                train_dataset=train, eval_dataset=evaluation, domain_names=names, tokenizer_identity=identity,
-                lineage=lineage, **kw)
-            main.train()
-            main.save_model()
-            new = main.curriculum.dro.average.copy()
+            fp = _fingerprint(recipe, "main-online", data, weights, recipe.main_steps, eta=recipe.eta,
+                              smoothing=recipe.smoothing, sample_from=recipe.sample_from)
+            main_run = PipelineRun(out_dir / "main", fp, recipe.main_steps)
+            done = main_run.finished()
+            if done is None:
+                main = CurriculumTrainer(
+                    model=model_for_data(data.meta, seed=seed + 2000, **recipe.model), args=_args(recipe, main_run),
+                    curriculum=DoReMiOnlineConfig(eta=recipe.eta, smoothing=recipe.smoothing, initial=weights.tolist(),
+                                                  sample_from=recipe.sample_from),
+                    eval_dataset=evaluation, lineage=lineage, **common, **kw)
+                main.train(resume_from_checkpoint=main_run.resume())
+                main.save_model()
+                done = main_run.done({"weights": main.curriculum.dro.average.tolist(),
+                                      "eval": _ppl(main.evaluate()) if evaluation is not None else None})
+            new = np.array(done["weights"])
             rounds.append({"round": 0, "reference_weights": weights.tolist(), "weights": new.tolist(),
-                           "l1_change": l1_change(new, weights), "reference_eval": _ppl(ref_eval)})
-            if evaluation is not None:
-                result["main_eval"] = _ppl(main.evaluate())
+                           "l1_change": l1_change(new, weights), "reference_eval": ref_eval})
+            if done["eval"] is not None:
+                result["main_eval"] = done["eval"]
             weights = new
             break
-        proxy = CurriculumTrainer(model=model_for_data(data.meta, seed=seed + 1000 + r, **recipe.model),
-                                  args=_args(recipe, rd / "proxy", recipe.proxy_steps),
-                                  curriculum=GroupDROConfig(eta=recipe.eta, smoothing=recipe.smoothing),
-                                  train_dataset=train, domain_names=names, tokenizer_identity=identity,
-                                  lineage=lineage, **kw)
-        proxy.train()
-        new = proxy.curriculum.dro.average.copy()
+        proxy_run = PipelineRun(rd / "proxy", _fingerprint(recipe, "proxy", data, weights, recipe.proxy_steps, round=r,
+                                                           eta=recipe.eta, smoothing=recipe.smoothing,
+                                                           reference=recipe.reference), recipe.proxy_steps)
+        done = proxy_run.finished()
+        if done is None:
+            proxy = CurriculumTrainer(model=model_for_data(data.meta, seed=seed + 1000 + r, **recipe.model),
+                                      args=_args(recipe, proxy_run),
+                                      curriculum=GroupDROConfig(eta=recipe.eta, smoothing=recipe.smoothing),
+                                      lineage=lineage, **common, **kw)
+            proxy.train(resume_from_checkpoint=proxy_run.resume())
+            done = proxy_run.done({"weights": proxy.curriculum.dro.average.tolist()})
+        new = np.array(done["weights"])
         change = l1_change(new, weights)
         rounds.append({"round": r, "reference_weights": weights.tolist(), "weights": new.tolist(), "l1_change": change,
-                       "reference_eval": _ppl(ref_eval)})
+                       "reference_eval": ref_eval})
         weights = new
         if change < recipe.stop_l1:
             break
     result.update({"rounds": rounds, "final_weights": weights.tolist()})
     if recipe.mode == "proxy" and recipe.run_main:
-        main = CurriculumTrainer(model=model_for_data(data.meta, seed=seed + 2000, **recipe.model),
-                                 args=_args(recipe, out_dir / "main", recipe.main_steps,
-                                            domain_weights=weights.tolist()),
-                                 train_dataset=train, eval_dataset=evaluation, domain_names=names,
-                                 tokenizer_identity=identity,
-                                 lineage=[{"role": "proxy", "path": str(out_dir / f"round{len(rounds) - 1}" / "proxy")}])
-        main.train()
-        main.save_model()
-        if evaluation is not None:
-            result["main_eval"] = _ppl(main.evaluate())
+        main_run = PipelineRun(out_dir / "main", _fingerprint(recipe, "main", data, weights, recipe.main_steps),
+                               recipe.main_steps)
+        done = main_run.finished()
+        if done is None:
+            main = CurriculumTrainer(model=model_for_data(data.meta, seed=seed + 2000, **recipe.model),
+                                     args=_args(recipe, main_run, domain_weights=weights.tolist()),
+                                     eval_dataset=evaluation, **common,
+                                     lineage=[{"role": "proxy", "path": str(out_dir / f"round{len(rounds) - 1}" / "proxy")}])
+            main.train(resume_from_checkpoint=main_run.resume())
+            main.save_model()
+            done = main_run.done({"eval": _ppl(main.evaluate()) if evaluation is not None else None})
+        if done["eval"] is not None:
+            result["main_eval"] = done["eval"]
     if _is_main():
         doc = weights_json(weights, names, identity, {"rounds": rounds, "recipe": asdict(recipe)})
         write_json(out_dir / "domain_weights.json", doc)

@@ -1,0 +1,75 @@
+"""One training run of a pipeline, in its own folder: kept when finished, resumed when interrupted.
+
+A pipeline (DoReMi's reference/proxy/main runs, continual's stages) reruns after a crash without retraining what is
+done: a finished run leaves ``curricula-done.json`` with its settings' fingerprint and its result, and is reused when
+the settings match (refused, with the folder named, when they do not); an interrupted run resumes from its newest
+complete checkpoint (pipelines checkpoint by default); a run that never reached a complete checkpoint starts anew.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curricula.errors import RunFolderError
+from curricula.run_layout import RunDir, checkpoint_missing, read_json, write_json
+
+DONE = "curricula-done.json"
+
+
+def _normal(x: Any) -> Any:
+    return json.loads(json.dumps(x, sort_keys=True, default=str))
+
+
+@dataclass
+class PipelineRun:
+    out: Path
+    fingerprint: dict
+    steps: int
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        self.fingerprint = _normal(self.fingerprint)
+
+    def finished(self) -> dict | None:
+        """The result of a finished run with these settings, or None."""
+        path = self.out / DONE
+        if not path.is_file():
+            return None
+        doc = read_json(path, "finished-run record")
+        if doc.get("fingerprint") != self.fingerprint:
+            saved = doc.get("fingerprint") or {}
+            keys = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
+            raise RunFolderError(
+                f"{self.out} holds a finished run with other settings (differs in {', '.join(keys)}); a rerun would "
+                "mix them: use another --out, or delete that folder to retrain it")
+        return doc["result"]
+
+    def resume(self) -> str | None:
+        """``"latest"`` when the run has a complete checkpoint to continue from, else None (start anew)."""
+        run = RunDir(self.out)
+        return "latest" if any(not checkpoint_missing(p, curriculum=True) for p in run.checkpoints()) else None
+
+    def training_args(self) -> dict:
+        """Checkpoint by default (a quarter of the run apart, the newest one kept); a folder without a complete
+        checkpoint is the leftover of a crash before the first one: start it anew."""
+        return {"save_strategy": "steps", "save_steps": max(1, self.steps // 4), "save_total_limit": 1,
+                "overwrite_output_dir": self.resume() is None}
+
+    def done(self, result: dict) -> dict:
+        from accelerate import PartialState
+
+        result = _normal(result)
+        if PartialState().is_main_process:
+            write_json(self.out / DONE, {"fingerprint": self.fingerprint, "result": result})
+        PartialState().wait_for_everyone()
+        return result
+
+
+def data_identity(meta: dict) -> dict:
+    """What identifies packed data for a fingerprint: tokenizer, block size, domains and their block counts."""
+    train = meta["splits"]["train"]
+    return {"tokenizer": meta["tokenizer"].get("vocab_sha256"), "block_size": meta["block_size"],
+            "domains": {n: d.get("blocks") for n, d in train["domains"].items()}}
