@@ -409,6 +409,8 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         run unless ``overwrite_output_dir``."""
         ckpt = resolve_resume(self.args.output_dir, resume_from_checkpoint, curriculum=self.curriculum is not None,
                               warn=logger.warning)
+        if self.loss_type_note and self.is_world_process_zero():
+            logger.warning(self.loss_type_note)
         if ckpt is None:
             self._claim_run_folder()
         else:
@@ -511,6 +513,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             "domain_names": self.domain_names,
             "tokenizer": self.tokenizer_identity,
             "lineage": self.lineage,
+            "loss_type_note": self.loss_type_note,
             "created": (previous or {}).get("created") or _now(),
         }
         write_json(self.run_dir.run_json, record)
@@ -569,22 +572,18 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             write_json(path, self.args.to_dict(), default=str)
 
     def create_model_card(self, *args, **kwargs):
-        """Trainer's ``push_to_hub`` calls this before uploading ``output_dir``: write the curricula card (plan,
-        replay, LR schedule and its plot, weights, analysis, training configuration, results) instead of Trainer's
-        generic one. Files are replaced atomically through ``_``-prefixed temporaries (Trainer's uploads skip ``_*``)
-        because a checkpoint push may still be reading ``output_dir`` in the background."""
-        if not self.is_world_process_zero():
-            return
-        from hf_trainer_ext.hub import collect_run_files, prepare_extras, render_card
+        """Trainer's ``push_to_hub`` calls this before uploading ``output_dir``: the curricula card (what Trainer's
+        card has, plus the method, plan, weights, replay, LR schedule, analysis and configuration)."""
+        from hf_trainer_ext.hub import write_trainer_card
 
-        out = Path(self.args.output_dir)
-        repo_id = self.hub_model_id or self.args.hub_model_id or out.name
-        files = sorted(set(collect_run_files(out)) | set(prepare_extras(out, out, self.state.log_history)))
-        card = render_card(out, repo_id, files, license=kwargs.get("license") or "apache-2.0",
-                           log_history=self.state.log_history)
-        from curricula.run_layout import write_text
+        return write_trainer_card(self, *args, **kwargs)
 
-        write_text(out / "README.md", card)
+    @property
+    def curriculum_epochs(self) -> int | None:
+        """The plan's real number of epochs (the card shows it instead of ``num_train_epochs``)."""
+        if self.curriculum is None or not self.curriculum_config.sets_steps:
+            return None
+        return len(self.curriculum.epoch_steps())
 
 
 def _now() -> str:

@@ -1,6 +1,7 @@
 """Plots of what a run's curriculum did: domain weights per step and per round, continual stages' validation loss.
 
-Pure (matplotlib's Agg canvas, no pyplot state); each function draws from plain data and writes a PNG.
+Pure (``curricula.report.plots``: matplotlib's Agg canvas, no pyplot state, atomic PNG writes); each function draws
+from plain data.
 """
 
 from __future__ import annotations
@@ -9,14 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
+from curricula.report.plots import figure as _figure, save_figure
 
 
 def plot_weights(history: list[dict], names: list[str], path: Path, title: str = "domain weights alpha per step"
@@ -35,9 +29,8 @@ def plot_weights(history: list[dict], names: list[str], path: Path, title: str =
         ax.grid(alpha=0.3)
     ax1.set_ylabel("weight")
     ax1.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    fig.set_dpi(110)
+    return save_figure(fig, path)
 
 
 def plot_rounds(rounds: list[dict], names: list[str], path: Path) -> Path:
@@ -53,9 +46,8 @@ def plot_rounds(rounds: list[dict], names: list[str], path: Path) -> Path:
     ax.set_ylabel("domain weight")
     ax.set_title("DoReMi domain weights per round")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    fig.set_dpi(110)
+    return save_figure(fig, path)
 
 
 def plot_continual(result: dict, path: Path) -> Path:
@@ -87,6 +79,5 @@ def plot_continual(result: dict, path: Path) -> Path:
     ax.set_title("Continual pretraining: validation loss on each stage's data")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    fig.set_dpi(110)
+    return save_figure(fig, path)
