@@ -110,7 +110,7 @@ def cmd_push(a: argparse.Namespace) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", add_help=False, help="train with a recipe (any TrainingArguments flag; "
                                                      "`curricula train --help` lists them all with defaults)")
-    t.add_argument("args", nargs=argparse.REMAINDER)
+    t.add_argument("args", nargs=argparse.REMAINDER, help="TrainingArguments and curricula flags (see --help)")
     t.set_defaults(func=cmd_train)
 
     dr = sub.add_parser("doremi", formatter_class=HELP,
@@ -167,6 +167,9 @@ def _end_distributed() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # everything after it is HfArgumentParser's (argparse's REMAINDER drops leading flags)
+        return run_command(argparse.Namespace(func=cmd_train, args=argv[1:]), finish=_end_distributed)
     return run_command(build_parser().parse_args(argv), finish=_end_distributed)
 
 
