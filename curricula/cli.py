@@ -13,6 +13,17 @@ DEFAULT_CORPUS = Path("data/corpus")
 HELP = argparse.ArgumentDefaultsHelpFormatter  # every option shows its default in --help
 
 
+class _RawDescriptionDefaults(argparse.RawDescriptionHelpFormatter):
+    """The description laid out as written; an option's default appended to its help unless the help already says
+    it (or there is none to say: None, False)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence], total: Sequence | None = None) -> str:
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
     if total is not None:
@@ -46,11 +57,11 @@ def corpus_table(manifest: dict) -> str:
 
 def language_table(report: dict) -> str:
     """What the language filter dropped, per source (from a corpus manifest's ``language_filter`` entry)."""
-    rows = [[src, e["domain"], e["documents"], e["documents_dropped"], e["bytes_dropped"] / 1e6,
+    rows = [[src, e["domain"], e["documents"], e["documents_dropped"], e["bytes_dropped"],
              ", ".join(f"{k} {v}" for k, v in e["dropped_as"].items())] for src, e in report["sources"].items()]
-    total = ["total", "", sum(r[2] for r in rows), report["documents_dropped"], report["bytes_dropped"] / 1e6, ""]
+    total = ["total", "", sum(r[2] for r in rows), report["documents_dropped"], report["bytes_dropped"], ""]
     head = f"language filter: {report['language']} ({report['detector']}; {report['rule']})"
-    return head + "\n" + format_table(["source", "domain", "docs", "dropped", "MB dropped", "dropped as"], rows, total)
+    return head + "\n" + format_table(["source", "domain", "docs", "dropped", "bytes dropped", "dropped as"], rows, total)
 
 
 def packed_table(meta: dict) -> str:
@@ -160,12 +171,44 @@ def cmd_tokenizer_show(a: argparse.Namespace) -> None:
         print(f"{'ids':13} {tok.encode_batch([a.text])[0]}")
 
 
+PACK_DEFAULTS = {"tokenizer": "gpt2", "block_size": 128, "domains": None, "max_blocks_per_domain": None, "cap": "first",
+                 "splits": ["train", "validation"], "shard": None}
+
+
 def cmd_pack(a: argparse.Namespace) -> None:
     from curricula.data.pack import PackConfig, pack_corpus
+    from curricula.errors import ConfigError
 
+    if a.corpus[0] == "merge" and not (Path("merge") / "corpus.json").is_file():
+        from curricula.data.shards import merge_shards
+
+        if len(a.corpus) < 2:
+            raise ConfigError("`curricula pack merge` needs the shard folders: curricula pack merge SHARD_DIR... --out OUT")
+        given = [f"--{k.replace('_', '-')}" for k, v in PACK_DEFAULTS.items() if getattr(a, k) != v]
+        if given:
+            raise ConfigError(f"`curricula pack merge` takes its settings from the shards; drop {' '.join(given)}")
+        meta = merge_shards([Path(d) for d in a.corpus[1:]], Path(a.out), num_proc=a.num_proc, force=a.force)
+        print(packed_table(meta))
+        print(f"\nmerged {len(a.corpus) - 1} shards into {a.out}/<split> (datasets.load_from_disk); metadata in "
+              f"{a.out}/meta.json")
+        return
+    if len(a.corpus) != 1:
+        raise ConfigError(f"`curricula pack` takes one corpus folder, got {len(a.corpus)}: {' '.join(a.corpus)} "
+                          "(to merge shards: curricula pack merge SHARD_DIR... --out OUT)")
     config = PackConfig(tokenizer=a.tokenizer, block_size=a.block_size, num_proc=a.num_proc, num_threads=a.num_threads,
                         max_blocks_per_domain=a.max_blocks_per_domain, cap=a.cap)
-    meta = pack_corpus(Path(a.corpus), Path(a.out), config, domains=a.domains, splits=tuple(a.splits), force=a.force)
+    if a.shard:
+        from curricula.data.shards import pack_shard, parse_shard
+
+        i, n = parse_shard(a.shard)
+        rec = pack_shard(Path(a.corpus[0]), Path(a.out), config, (i, n), domains=a.domains, splits=tuple(a.splits),
+                         force=a.force)
+        for split, e in rec["splits"].items():
+            print(f"[{split}] shard {i}/{n}: documents {e['first_document']:,}..{e['first_document'] + e['documents']:,} "
+                  f"of {e['total_documents']:,}, {e.get('tokens', 0):,} tokens")
+        print(f"\nshard {i}/{n} in {a.out}; merge every shard with `curricula pack merge SHARD_DIR... --out OUT`")
+        return
+    meta = pack_corpus(Path(a.corpus[0]), Path(a.out), config, domains=a.domains, splits=tuple(a.splits), force=a.force)
     print(packed_table(meta))
     print(f"\npacked blocks in {a.out}/<split> (datasets.load_from_disk); metadata in {a.out}/meta.json")
 
@@ -250,7 +293,7 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
     b.add_argument("--hf-split", default="train", help="load_dataset split (default: %(default)s)")
     b.add_argument("--limit", type=int, help="use only the first N documents of --hf")
     b.add_argument("--files", nargs="+", metavar="[DOMAIN=]PATH", help="local .txt/.jsonl/.json/.parquet files or folders")
-    b.add_argument("--text-column", default="text")
+    b.add_argument("--text-column", default="text", help="the column holding each document's text (--hf/--files)")
     b.add_argument("--domain", help="one domain for every document of --hf/--files")
     b.add_argument("--domain-column", help="the column naming each document's domain (e.g. meta.pile_set_name)")
     b.add_argument("--doc-id-column", help="the column with a unique document id (default: row number)")
@@ -258,41 +301,65 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
                    help="what to do with non-UTF-8 bytes in local files (default: fail and say where)")
     b.set_defaults(func=cmd_corpus_build)
     i = corpus.add_parser("info", formatter_class=HELP, help="per-domain table of a corpus")
-    i.add_argument("corpus")
+    i.add_argument("corpus", help="a corpus folder (curricula corpus build output)")
     i.set_defaults(func=cmd_corpus_info)
 
     tok = sub.add_parser("tokenizer", formatter_class=HELP, help="train or inspect tokenizers").add_subparsers(dest="tok_cmd", required=True)
     t = tok.add_parser("train", formatter_class=HELP, help="train a byte-level BPE on one or more corpora; saves an HF tokenizer folder")
-    t.add_argument("corpus", nargs="+")
-    t.add_argument("--out", required=True)
-    t.add_argument("--vocab-size", type=int, default=8192)
-    t.add_argument("--split", default="train")
-    t.add_argument("--max-documents", type=int)
+    t.add_argument("corpus", nargs="+", help="corpus folder(s); several (e.g. en and de) give one shared tokenizer")
+    t.add_argument("--out", required=True, help="folder for the tokenizer (an HF tokenizer folder)")
+    t.add_argument("--vocab-size", type=int, default=8192, help="vocabulary size")
+    t.add_argument("--split", default="train", help="the corpus split to train on")
+    t.add_argument("--max-documents", type=int, help="use at most this many documents per corpus (all if unset)")
     t.set_defaults(func=cmd_tokenizer_train)
     s = tok.add_parser("show", formatter_class=HELP, help="print a tokenizer's identity (and encode --text)")
-    s.add_argument("tokenizer")
-    s.add_argument("--text")
+    s.add_argument("tokenizer", help="gpt2 | tiktoken:FILE[#ENCODING] | an HF tokenizer folder")
+    s.add_argument("--text", help="also print the token ids of this text")
     s.set_defaults(func=cmd_tokenizer_show)
 
-    pk = sub.add_parser("pack", formatter_class=HELP, help="tokenize a corpus and pack it into fixed-length blocks")
-    pk.add_argument("corpus")
-    pk.add_argument("--out", required=True)
-    pk.add_argument("--tokenizer", default="gpt2", help="gpt2 | tiktoken:FILE[#ENCODING] | HF tokenizer folder")
-    pk.add_argument("--block-size", type=int, default=128)
-    pk.add_argument("--num-proc", type=int, default=1, help="datasets.map worker processes (default: %(default)s)")
+    pk = sub.add_parser(
+        "pack", formatter_class=HELP, help="tokenize a corpus and pack it into fixed-length blocks (or one shard; or merge shards)",
+        usage="%(prog)s CORPUS --out OUT [options]\n"
+              "       %(prog)s CORPUS --shard I/N --out SHARD_DIR [options]\n"
+              "       %(prog)s merge SHARD_DIR [SHARD_DIR ...] --out OUT [--num-proc N] [--force]",
+        description="Tokenize a corpus (EOS after each document) and cut each domain's tokens into fixed-length "
+                    "blocks with dense block ids; the last partial block of each domain is dropped. Three forms:\n"
+                    "  curricula pack CORPUS --out OUT                      the whole corpus on this machine\n"
+                    "  curricula pack CORPUS --shard I/N --out SHARD_DIR    tokenize shard I of N (on machine I)\n"
+                    "  curricula pack merge SHARD_DIR... --out OUT          merge the N shards: byte-identical to the "
+                    "first form\nSee docs/data.md, 'Packing across machines'.",
+    )
+    pk.formatter_class = _RawDescriptionDefaults
+    pk.add_argument("corpus", nargs="+", metavar="CORPUS | merge SHARD_DIR",
+                    help="a corpus folder (from `curricula corpus build`), or the word merge followed by every shard "
+                         "folder (any order)")
+    pk.add_argument("--out", required=True,
+                    help="where the packed data goes (with --shard: the shard folder, replaced as a whole; required)")
+    pk.add_argument("--tokenizer", default=PACK_DEFAULTS["tokenizer"],
+                    help="gpt2 | tiktoken:FILE[#ENCODING] | HF tokenizer folder (merge: from the shards)")
+    pk.add_argument("--block-size", type=int, default=PACK_DEFAULTS["block_size"],
+                    help="tokens per block, 64..2048 (merge: from the shards)")
+    pk.add_argument("--shard", metavar="I/N", default=PACK_DEFAULTS["shard"],
+                    help="tokenize only shard I of N (I counts from 0): per split, the I-th of N contiguous document "
+                         "ranges, read from the corpus' Parquet row groups; writes tokens, not blocks")
+    pk.add_argument("--num-proc", type=int, default=1, help="datasets.map worker processes")
     pk.add_argument("--num-threads", type=int, default=os.cpu_count() or 1,
-                    help="tokenizer threads per process (default: all cores, %(default)s)")
-    pk.add_argument("--domains", nargs="+")
-    pk.add_argument("--max-blocks-per-domain", type=int, help="keep N blocks per domain (see --cap)")
-    pk.add_argument("--cap", choices=["first", "spread"], default="first",
+                    help="tokenizer threads per process (default: all cores, here %(default)s)")
+    pk.add_argument("--domains", nargs="+", default=PACK_DEFAULTS["domains"],
+                    help="only these domains, in this order (default: every domain, sorted; merge: from the shards)")
+    pk.add_argument("--max-blocks-per-domain", type=int, default=PACK_DEFAULTS["max_blocks_per_domain"],
+                    help="keep N blocks per domain, see --cap (default: every block; merge: from the shards)")
+    pk.add_argument("--cap", choices=["first", "spread"], default=PACK_DEFAULTS["cap"],
                     help="which N blocks: the domain's first ones (its first documents, often one source) or N "
-                         "evenly spaced over the whole domain (every source represented)")
-    pk.add_argument("--splits", nargs="+", default=["train", "validation"])
-    pk.add_argument("--force", action="store_true", help="re-pack even if OUT holds the same packing")
+                         "evenly spaced over the whole domain (every source represented) (merge: from the shards)")
+    pk.add_argument("--splits", nargs="+", default=PACK_DEFAULTS["splits"],
+                    help="corpus splits to pack (default: train validation; merge: from the shards)")
+    pk.add_argument("--force", action="store_true",
+                    help="redo the work even if OUT already holds the same packing (or shard)")
     pk.set_defaults(func=cmd_pack)
 
     inf = sub.add_parser("info", formatter_class=HELP, help="per-domain table of packed data")
-    inf.add_argument("packed")
+    inf.add_argument("packed", help="a packed folder (curricula pack output)")
     inf.set_defaults(func=cmd_info)
 
     an = sub.add_parser("analyze", formatter_class=HELP, help="block fates (learned/unlearned/forgotten), hardest blocks and plots of a run")
@@ -304,17 +371,17 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
 
     tb = sub.add_parser("tasks", formatter_class=HELP, help="held-out zero-shot tasks").add_subparsers(dest="tasks_cmd", required=True)
     tbb = tb.add_parser("build", formatter_class=HELP, help="build cloze / next-line / code-line tasks from a corpus' validation split")
-    tbb.add_argument("corpus")
-    tbb.add_argument("--out", required=True)
-    tbb.add_argument("--seed", type=int, default=0)
-    tbb.add_argument("--max-examples", type=int, default=200)
+    tbb.add_argument("corpus", help="a corpus folder; the tasks come from its validation split")
+    tbb.add_argument("--out", required=True, help="folder for the task JSONL files")
+    tbb.add_argument("--seed", type=int, default=0, help="seed of the example selection and distractors")
+    tbb.add_argument("--max-examples", type=int, default=200, help="examples per task")
     tbb.set_defaults(func=cmd_tasks_build)
 
     d = sub.add_parser("demo", formatter_class=HELP, help="build and pack the embedded sample (the data half of `make demo`)")
-    d.add_argument("--out", default="runs/demo")
-    d.add_argument("--tokenizer", default="gpt2")
-    d.add_argument("--block-size", type=int, default=128)
-    d.add_argument("--num-threads", type=int, default=os.cpu_count() or 1)
+    d.add_argument("--out", default="runs/demo", help="output folder (corpus/ and packed/ under it)")
+    d.add_argument("--tokenizer", default="gpt2", help="tokenizer spec for packing")
+    d.add_argument("--block-size", type=int, default=128, help="tokens per block")
+    d.add_argument("--num-threads", type=int, default=os.cpu_count() or 1, help="tokenizer threads")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -148,36 +148,18 @@ def _fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, split: str, input_fingerprint: str) -> dict:
-    """Pack one split (a ``datasets.Dataset`` with ``text``, ``domain``, ``doc_id``) into ``out_dir/split``."""
-    from datasets import Dataset
-    from datasets.table import InMemoryTable
+def _fingerprint_of(input_fingerprint: str, tokenizer_identity: dict, config: PackConfig, split: str,
+                    domains: list[str]) -> str:
+    """What the output of one split depends on (the datasets fingerprints of both stages derive from it)."""
+    return _fingerprint(input_fingerprint, tokenizer_identity, config.block_size, split, domains,
+                        config.max_blocks_per_domain, *([config.cap] if config.cap != "first" else []))
 
-    for col in ("text", "domain", "doc_id"):
-        if col not in ds.column_names:
-            hint = "pass --text-column NAME" if col == "text" else "build it with `curricula corpus build`"
-            raise PackError(f"the {split} split has no {col!r} column (columns: {ds.column_names}); {hint}")
-    if len(ds) == 0:
-        raise PackError(f"the {split} split is empty: there is nothing to pack; check the corpus")
-    domain_ids = {d: i for i, d in enumerate(domains)}
-    present = set(ds.unique("domain"))
-    unknown = sorted(present - set(domains))
-    if unknown:
-        raise PackError(f"documents have domain(s) {unknown} outside the domain list {domains}")
-    tok = _tokenizer(config.tokenizer)
-    # group documents by domain (stable), so each domain's tokens are contiguous
-    dom = np.array([domain_ids[d] for d in ds["domain"]], dtype=np.int32)
-    order = np.argsort(dom, kind="stable")
-    if np.any(order != np.arange(len(order))):
-        ds = ds.select(order)
-        dom = dom[order]
-    fp = _fingerprint(input_fingerprint, tok.identity.to_dict(), config.block_size, split, domains, config.max_blocks_per_domain,
-                      *([config.cap] if config.cap != "first" else []))
-    work = out_dir / ".work" / split
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    tokens = ds.with_format("arrow").map(
+
+def tokenize_documents(ds, domain_ids: dict[str, int], config: PackConfig, work: Path, fp: str, split: str):
+    """Stage 1: every document of ``ds`` (``text``, ``domain``, ``doc_id``; grouped by domain) to its tokens plus
+    EOS, written as Arrow under ``work``; returns the memory-mapped ``datasets.Dataset`` (``input_ids``,
+    ``domain_id``, ``doc_id``)."""
+    return ds.with_format("arrow").map(
         _tokenize_batch,
         fn_kwargs={"tokenizer": config.tokenizer, "domain_ids": domain_ids, "num_threads": config.num_threads},
         batched=True,
@@ -188,11 +170,37 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
         new_fingerprint=f"tok-{fp}",
         desc=f"tokenize {split}",
     )
-    token_files = tuple(f["filename"] for f in tokens.cache_files)
-    lengths = pc.list_value_length(tokens.data.column("input_ids")).to_numpy().astype(np.int64)
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Where every block starts in the flat token stream of a split, and the per-domain counts (stage 2's plan)."""
+
+    block_start: np.ndarray  # int64, one per block, in block-id order
+    block_domain: np.ndarray  # int32
+    doc_start: np.ndarray  # int64, len(documents) + 1: where each document starts in the flat stream
+    per_domain: dict
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.block_start)
+
+    def stats(self) -> dict:
+        return {
+            "documents": int(len(self.doc_start) - 1),
+            "tokens": int(self.doc_start[-1]),
+            "blocks": self.n_blocks,
+            "dropped_tail_tokens": int(sum(v["dropped_tail_tokens"] for v in self.per_domain.values())),
+            "domains": self.per_domain,
+        }
+
+
+def layout_blocks(dom: np.ndarray, lengths: np.ndarray, domains: list[str], config: PackConfig, split: str) -> BlockLayout:
+    """Cut each domain's token stream (documents in order, EOS after each; ``lengths`` include the EOS) into
+    ``block_size`` blocks from the domain's first token: dense block ids in domain order, the last partial block of
+    each domain dropped and counted, ``max_blocks_per_domain``/``cap`` applied. ``dom`` must be grouped by domain."""
     doc_start = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=doc_start[1:])
-
     per_domain, block_start, block_domain = {}, [], []
     n_blocks_total = 0
     for d, name in enumerate(domains):
@@ -223,22 +231,36 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
             "longest_document_tokens": int(lengths[docs].max()),
         }
         n_blocks_total += n_blocks
-    block_start_arr = np.concatenate(block_start)
-    block_domain_arr = np.concatenate(block_domain)
+    return BlockLayout(np.concatenate(block_start), np.concatenate(block_domain), doc_start, per_domain)
 
-    ids = Dataset(InMemoryTable(pa.table({"block_id": np.arange(n_blocks_total, dtype=np.int64)})), fingerprint=f"ids-{fp}")
+
+def write_blocks(token_files: tuple[str, ...], domains: list[str], config: PackConfig, out_dir: Path, split: str,
+                 fp: str) -> dict:
+    """Stage 2: lay out the blocks of the tokenized documents in ``token_files`` (in order) and write them as
+    ``out_dir/split`` (a ``datasets`` folder, atomically); returns the split's statistics for ``meta.json``."""
+    from datasets import Dataset, concatenate_datasets
+    from datasets.table import InMemoryTable
+
+    work = out_dir / ".work" / split
+    work.mkdir(parents=True, exist_ok=True)
+    tokens = concatenate_datasets([Dataset.from_file(f) for f in token_files])
+    dom = tokens.data.column("domain_id").to_numpy()
+    lengths = pc.list_value_length(tokens.data.column("input_ids")).to_numpy().astype(np.int64)
+    del tokens
+    layout = layout_blocks(dom, lengths, domains, config, split)
+    ids = Dataset(InMemoryTable(pa.table({"block_id": np.arange(layout.n_blocks, dtype=np.int64)})), fingerprint=f"ids-{fp}")
     blocks = ids.with_format("arrow").map(
         _pack_batch,
         fn_kwargs={
-            "token_files": token_files,
+            "token_files": tuple(token_files),
             "block_size": config.block_size,
-            "block_start": block_start_arr,
-            "block_domain": block_domain_arr,
-            "doc_start": doc_start,
+            "block_start": layout.block_start,
+            "block_domain": layout.block_domain,
+            "doc_start": layout.doc_start,
         },
         batched=True,
         batch_size=config.blocks_per_batch,
-        num_proc=_procs(config.num_proc, n_blocks_total // config.min_blocks_per_proc),
+        num_proc=_procs(config.num_proc, layout.n_blocks // config.min_blocks_per_proc),
         cache_file_name=str(work / "blocks.arrow"),
         new_fingerprint=f"pack-{fp}",
         desc=f"pack {split}",
@@ -246,15 +268,58 @@ def pack_dataset(ds, domains: list[str], config: PackConfig, out_dir: Path, spli
     with atomic_dir(out_dir / split) as tmp:
         blocks.with_format(None).save_to_disk(str(tmp), num_shards=1)
     _flat_tokens.cache_clear()
-    del tokens, blocks
+    del blocks
     shutil.rmtree(work)
-    return {
-        "documents": int(len(lengths)),
-        "tokens": int(doc_start[-1]),
-        "blocks": n_blocks_total,
-        "dropped_tail_tokens": int(sum(v["dropped_tail_tokens"] for v in per_domain.values())),
-        "domains": per_domain,
+    return layout.stats()
+
+
+def check_documents(ds, domains: list[str], split: str) -> None:
+    for col in ("text", "domain", "doc_id"):
+        if col not in ds.column_names:
+            hint = "pass --text-column NAME" if col == "text" else "build it with `curricula corpus build`"
+            raise PackError(f"the {split} split has no {col!r} column (columns: {ds.column_names}); {hint}")
+    if len(ds) == 0:
+        raise PackError(f"the {split} split is empty: there is nothing to pack; check the corpus")
+    unknown = sorted(set(ds.unique("domain")) - set(domains))
+    if unknown:
+        raise PackError(f"documents have domain(s) {unknown} outside the domain list {domains}")
+
+
+def pack_split(ds, domains: list[str], config: PackConfig, out_dir: Path, split: str, input_fingerprint: str) -> dict:
+    """Pack one split (a ``datasets.Dataset`` with ``text``, ``domain``, ``doc_id``) into ``out_dir/split``."""
+    check_documents(ds, domains, split)
+    domain_ids = {d: i for i, d in enumerate(domains)}
+    tok = _tokenizer(config.tokenizer)
+    # group documents by domain (stable), so each domain's tokens are contiguous
+    dom = np.array([domain_ids[d] for d in ds["domain"]], dtype=np.int32)
+    order = np.argsort(dom, kind="stable")
+    if np.any(order != np.arange(len(order))):
+        ds = ds.select(order)
+    fp = _fingerprint_of(input_fingerprint, tok.identity.to_dict(), config, split, domains)
+    work = out_dir / ".work" / split
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    tokens = tokenize_documents(ds, domain_ids, config, work, fp, split)
+    token_files = tuple(f["filename"] for f in tokens.cache_files)
+    del tokens
+    return write_blocks(token_files, domains, config, out_dir, split, fp)
+
+
+def packing_settings(manifest: dict, config: PackConfig, domains: list[str]) -> tuple[dict, str]:
+    """What a packing of a corpus is (recorded in ``meta.json``; equal settings mean an equal output), and the
+    corpus fingerprint (sha256 of its manifest)."""
+    corpus_fp = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    settings = {
+        "tokenizer": _tokenizer(config.tokenizer).identity.to_dict(),
+        "tokenizer_spec": config.tokenizer,
+        "block_size": config.block_size,
+        "max_blocks_per_domain": config.max_blocks_per_domain,
+        "cap": config.cap,
+        "corpus_manifest_sha256": corpus_fp,
+        "domain_names": domains,
     }
+    return settings, corpus_fp
 
 
 def pack_corpus(
@@ -270,17 +335,7 @@ def pack_corpus(
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
     manifest = read_manifest(corpus_dir)
     domains = sorted(manifest["domains"]) if domains is None else list(domains)
-    tok = _tokenizer(config.tokenizer)
-    corpus_fp = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-    wanted = {
-        "tokenizer": tok.identity.to_dict(),
-        "tokenizer_spec": config.tokenizer,
-        "block_size": config.block_size,
-        "max_blocks_per_domain": config.max_blocks_per_domain,
-        "cap": config.cap,
-        "corpus_manifest_sha256": corpus_fp,
-        "domain_names": domains,
-    }
+    wanted, corpus_fp = packing_settings(manifest, config, domains)
     meta_path = out_dir / META
     if meta_path.is_file() and not force:
         old = {"cap": "first", **read_meta(out_dir)}  # packings from before --cap kept the first blocks
@@ -292,7 +347,7 @@ def pack_corpus(
         raise PackError(f"{corpus_dir} has no documents in split(s) {missing}; rebuild it or pick --splits")
     meta = {"format": FORMAT, **wanted, "splits": {}, "empty_splits": missing}
     for split in (s for s in splits if s in data):
-        meta["splits"][split] = pack_dataset(data[split], domains, config, out_dir, split, corpus_fp)
+        meta["splits"][split] = pack_split(data[split], domains, config, out_dir, split, corpus_fp)
     shutil.rmtree(out_dir / ".work", ignore_errors=True)
     write_json(meta_path, meta, indent=2, sort_keys=True)
     return meta
