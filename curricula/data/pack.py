@@ -77,8 +77,9 @@ def _tokenizer(spec: str):
     return load_tokenizer(spec)
 
 
-def _tokenize_batch(batch: pa.Table, tokenizer: str, domain_ids: dict[str, int], num_threads: int) -> pa.Table:
-    tok = _tokenizer(tokenizer)
+def _tokenize_batch(batch: pa.Table, tokenizer, domain_ids: dict[str, int], num_threads: int) -> pa.Table:
+    """Documents -> token lists with EOS after each (the one EOS rule): ``tokenizer`` is a spec or a tokenizer."""
+    tok = _tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
     eos = np.array([tok.eos_id], dtype=np.uint32)
     ids = tok.encode_batch_arrays(batch.column("text").to_pylist(), num_threads=num_threads)
     lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
@@ -113,7 +114,14 @@ def _pack_batch(
     doc_start: np.ndarray,
 ) -> pa.Table:
     flat, doc_ids = _flat_tokens(token_files)
-    bids = batch.column("block_id").to_numpy()
+    return slice_blocks(flat, doc_ids, batch.column("block_id").to_numpy(), block_size, block_start, block_domain,
+                        doc_start)
+
+
+def slice_blocks(flat, doc_ids, bids: np.ndarray, block_size: int, block_start: np.ndarray, block_domain: np.ndarray,
+                 doc_start: np.ndarray) -> pa.Table:
+    """The rows of blocks ``bids``: their tokens sliced out of the flat token column ``flat``, their documents
+    (``doc_ids``, one per document) and where each starts in its first document."""
     starts = block_start[bids]
     rows = np.empty((len(bids), block_size), dtype=np.int32)
     # consecutive blocks of one domain are contiguous in the flat token column: slice them in one go
@@ -195,10 +203,13 @@ class BlockLayout:
         }
 
 
-def layout_blocks(dom: np.ndarray, lengths: np.ndarray, domains: list[str], config: PackConfig, split: str) -> BlockLayout:
+def layout_blocks(dom: np.ndarray, lengths: np.ndarray, domains: list[str], config: PackConfig, split: str,
+                  where: str | None = None) -> BlockLayout:
     """Cut each domain's token stream (documents in order, EOS after each; ``lengths`` include the EOS) into
     ``block_size`` blocks from the domain's first token: dense block ids in domain order, the last partial block of
-    each domain dropped and counted, ``max_blocks_per_domain``/``cap`` applied. ``dom`` must be grouped by domain."""
+    each domain dropped and counted, ``max_blocks_per_domain``/``cap`` applied. ``dom`` must be grouped by domain.
+    ``where`` names the documents in errors (default: "the SPLIT split")."""
+    where = where or f"the {split} split"
     doc_start = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=doc_start[1:])
     per_domain, block_start, block_domain = {}, [], []
@@ -206,14 +217,14 @@ def layout_blocks(dom: np.ndarray, lengths: np.ndarray, domains: list[str], conf
     for d, name in enumerate(domains):
         docs = np.flatnonzero(dom == d)
         if len(docs) == 0:
-            raise PackError(f"domain {name!r} has no documents in the {split} split; drop it or add documents")
+            raise PackError(f"domain {name!r} has no documents in {where}; drop it or add documents")
         a, b = int(doc_start[docs[0]]), int(doc_start[docs[-1] + 1])
         full_blocks = (b - a) // config.block_size
         n_blocks = full_blocks if config.max_blocks_per_domain is None else min(full_blocks, config.max_blocks_per_domain)
         if n_blocks == 0:
             raise PackError(
-                f"domain {name!r} has {b - a} tokens in the {split} split, fewer than block_size={config.block_size}, "
-                "so it would yield no block; lower --block-size or add documents to the domain"
+                f"domain {name!r} has {b - a} tokens in {where}, fewer than block_size={config.block_size}, "
+                "so it would yield no block; lower --block-size (block_size) or add documents to the domain"
             )
         picked = np.arange(n_blocks, dtype=np.int64)
         if config.cap == "spread" and n_blocks < full_blocks:  # evenly spaced, distinct, in order
@@ -368,3 +379,221 @@ def load_blocks(packed_dir: Path, split: str = "train"):
     if split not in meta["splits"]:
         raise PackError(f"{packed_dir} has no {split!r} split; it has {sorted(meta['splits'])}")
     return load_from_disk(str(Path(packed_dir) / split))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# In memory: a datasets.Dataset in, dense domain-pure blocks out (the same packing as `curricula pack`)
+
+SINGLE_DOMAIN = "all"  # the domain name when there is no domain column
+
+
+def _as_tokenizer(tokenizer):
+    """A tokenizer spec (as ``load_tokenizer`` takes it) or an object with the curricula tokenizer interface."""
+    if isinstance(tokenizer, (str, Path)):
+        return _tokenizer(str(tokenizer))
+    missing = [a for a in ("encode_batch_arrays", "eos_id") if not hasattr(tokenizer, a)]
+    if missing:
+        raise PackError(
+            f"tokenizer {type(tokenizer).__name__} lacks {missing}: pass a spec ('gpt2', 'tiktoken:FILE', an HF "
+            "tokenizer folder) or a curricula tokenizer (curricula.data.tokenizers.load_tokenizer(spec)); for a "
+            "transformers tokenizer, save it with save_pretrained(folder) and pass the folder"
+        )
+    return tokenizer
+
+
+def _domain_ids(ds, domain_column: str | None, domain_names: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """Each row's domain id and the domain names (ids index them)."""
+    from datasets import ClassLabel
+
+    n = len(ds)
+    if domain_column is None:
+        if domain_names is not None and len(domain_names) != 1:
+            raise PackError(
+                f"domain_names={list(domain_names)} names {len(domain_names)} domains but there is no domain column "
+                "to say which document is in which: pass domain_column=NAME (the column holding each row's domain), "
+                "or one name for all rows"
+            )
+        return np.zeros(n, dtype=np.int32), list(domain_names or [SINGLE_DOMAIN])
+    if domain_column not in ds.column_names:
+        raise PackError(f"the dataset has no {domain_column!r} column for domain_column (columns: {ds.column_names}); "
+                        "pass the name of the column that holds each row's domain, or domain_column=None for one domain")
+    feature = ds.features[domain_column]
+    values = ds.data.column(domain_column)
+    if isinstance(feature, ClassLabel):
+        names = list(domain_names) if domain_names is not None else list(feature.names)
+        if domain_names is not None and list(domain_names) != list(feature.names):
+            raise PackError(f"domain_names={list(domain_names)} differ from the ClassLabel names of "
+                            f"{domain_column!r} ({feature.names}); leave domain_names out to use the ClassLabel's")
+        ids = values.to_numpy().astype(np.int64)
+    elif pa.types.is_integer(values.type):
+        if domain_names is None:
+            raise PackError(
+                f"the domain column {domain_column!r} holds integer ids but nothing names them: pass "
+                "domain_names=[name of id 0, name of id 1, ...], or make the column a datasets.ClassLabel"
+            )
+        names = list(domain_names)
+        ids = values.to_numpy().astype(np.int64)
+    else:
+        text = [None if v is None else str(v) for v in values.to_pylist()]
+        if any(v is None for v in text):
+            raise PackError(f"the domain column {domain_column!r} has missing values (row {text.index(None)}); "
+                            "give every row a domain")
+        present = sorted(set(text))
+        names = list(domain_names) if domain_names is not None else present
+        unknown = sorted(set(present) - set(names))
+        if unknown:
+            raise PackError(f"rows have domain(s) {unknown} that are not in domain_names={names}; add them or drop "
+                            "those rows")
+        index = {d: i for i, d in enumerate(names)}
+        ids = np.fromiter((index[v] for v in text), dtype=np.int64, count=n)
+    if len(set(names)) != len(names):
+        raise PackError(f"domain_names={names} has duplicates; each domain needs one name")
+    if n and (ids.min() < 0 or ids.max() >= len(names)):
+        raise PackError(f"domain ids in {domain_column!r} range over {int(ids.min())}..{int(ids.max())} but there are "
+                        f"{len(names)} domain names ({names})")
+    return ids.astype(np.int32), names
+
+
+def _token_table(ds, tok, *, text_column: str, input_ids_column: str, dom: np.ndarray, names: list[str],
+                 doc_ids: pa.Array, num_proc: int, num_threads: int) -> pa.Table:
+    """``input_ids`` (a document's tokens + EOS), ``domain_id``, ``doc_id``, in ``ds`` order."""
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    if tok is not None and text_column in ds.column_names:
+        docs = pa.table({"text": ds.data.column(text_column).cast(pa.string()),
+                         "domain": pa.array([names[d] for d in dom], pa.string()), "doc_id": doc_ids})
+        work = Dataset(InMemoryTable(docs))
+        tokens = work.with_format("arrow").map(
+            _tokenize_batch, fn_kwargs={"tokenizer": tok, "domain_ids": {d: i for i, d in enumerate(names)},
+                                        "num_threads": num_threads},
+            batched=True, batch_size=PackConfig.docs_per_batch, num_proc=_procs(num_proc, len(work)),
+            remove_columns=work.column_names, desc="tokenize",
+        )
+        return tokens.data.table
+    # already tokenized: each row is a document; EOS after each when the tokenizer is known (as `curricula pack`)
+    col = ds.data.column(input_ids_column).combine_chunks()
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
+        raise PackError(f"the {input_ids_column!r} column holds {col.type}, not lists of token ids")
+    col = col.cast(pa.list_(pa.int32()))
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy().astype(np.int64)
+    values = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.int32)
+    if tok is not None:
+        starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        values = np.insert(values, starts[1:], np.int32(tok.eos_id))
+        lengths = lengths + 1
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.table({"input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int32())),
+                     "domain_id": pa.array(dom, pa.int32()), "doc_id": doc_ids})
+
+
+def pack_dataset(
+    ds,
+    *legacy,
+    tokenizer=None,
+    block_size: int | None = None,
+    text_column: str = "text",
+    domain_column: str | None = None,
+    input_ids_column: str = "input_ids",
+    domain_names: list[str] | None = None,
+    num_proc: int = 1,
+    num_threads: int = 1,
+):
+    """Pack a ``datasets.Dataset`` in memory into dense, domain-pure blocks, the way ``curricula pack`` does.
+
+    Every row is a document. With a ``tokenizer`` (a spec as :func:`curricula.data.tokenizers.load_tokenizer` takes
+    it, e.g. ``"gpt2"`` or an HF tokenizer folder, or a tokenizer object with that interface) the ``text_column``
+    is tokenized; with ``tokenizer=None`` the rows' ``input_ids_column`` are taken as they are (rows may have any
+    length). EOS follows every document when the tokenizer is known (pre-tokenized rows with ``tokenizer`` given get
+    its EOS appended; with ``tokenizer=None`` nothing is appended, as TRL's packing does). Documents are grouped by
+    domain (stable), each domain's tokens are cut into ``block_size`` blocks from its first token, the last partial
+    block of each domain is dropped: the same functions as ``curricula pack``, so the same documents and tokenizer
+    give the same blocks.
+
+    Domains: ``domain_column`` holds each row's domain: names (ids in sorted order, or in the order of
+    ``domain_names``), integer ids (named by ``domain_names``) or a ``ClassLabel``; without it every row is one
+    domain (``domain_names[0]`` or ``"all"``).
+
+    Returns a ``datasets.Dataset`` with ``block_id`` (dense ``0..N-1``, in domain order), ``domain_id`` (a
+    ``datasets.ClassLabel`` carrying the domain names, see :func:`domain_names_of`), ``input_ids``
+    (``block_size`` int32), ``doc_ids`` (the documents the block draws from: the ``doc_id`` column if there is one,
+    else row numbers) and ``doc_offset``. Packing statistics (per domain documents, tokens, blocks, dropped tail)
+    are in ``result.info.description`` as JSON.
+    """
+    if legacy:  # the former signature (ds, domains, config, out_dir, split, fingerprint): the on-disk split packer
+        import warnings
+
+        warnings.warn("pack_dataset(ds, domains, config, out_dir, split, fingerprint) is now pack_split(...); "
+                      "pack_dataset packs in memory", DeprecationWarning, stacklevel=2)
+        return pack_split(ds, *legacy)
+    from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, IterableDataset, IterableDatasetDict
+    from datasets.table import InMemoryTable
+
+    if isinstance(ds, (IterableDataset, IterableDatasetDict)):
+        raise PackError(
+            "pack_dataset needs a materialised datasets.Dataset, not a streaming IterableDataset (blocks need every "
+            "domain's whole token stream): pack a corpus on disk with `curricula pack` (`curricula corpus build --hf "
+            "NAME` first), or materialise part of the stream, e.g. "
+            "Dataset.from_generator(lambda: (yield from stream.take(n)), features=stream.features), and pass that "
+            "to pack_dataset"
+        )
+    if isinstance(ds, DatasetDict):
+        raise PackError(f"pack_dataset packs one split; got a DatasetDict with {sorted(ds)}: pass ds['train']")
+    if not isinstance(ds, Dataset):
+        raise PackError(f"pack_dataset needs a datasets.Dataset, got {type(ds).__name__}")
+    if block_size is None:
+        raise PackError("pack_dataset needs block_size= (tokens per block, e.g. 128 or 1024)")
+    config = PackConfig(block_size=block_size, num_proc=num_proc, num_threads=num_threads)
+    tok = None if tokenizer is None else _as_tokenizer(tokenizer)
+    if tok is None and input_ids_column not in ds.column_names:
+        hint = (f"it has a {text_column!r} column: pass tokenizer='gpt2' (or a tokenizer folder or object) to "
+                "tokenize it" if text_column in ds.column_names else
+                "pass tokenizer=... and text_column=NAME to tokenize a text column, or input_ids_column=NAME")
+        raise PackError(f"the dataset has no {input_ids_column!r} column and no tokenizer was given "
+                        f"(columns: {ds.column_names}); {hint}")
+    if tok is not None and text_column not in ds.column_names and input_ids_column not in ds.column_names:
+        raise PackError(f"the dataset has no {text_column!r} column to tokenize (columns: {ds.column_names}); pass "
+                        f"text_column=NAME, or input_ids_column=NAME for rows that are already tokenized")
+    if len(ds) == 0:
+        raise PackError("the dataset is empty: there is nothing to pack")
+    if ds._indices is not None:
+        ds = ds.flatten_indices()
+    dom, names = _domain_ids(ds, domain_column, domain_names)
+    doc_ids = (ds.data.column("doc_id").cast(pa.string()).combine_chunks() if "doc_id" in ds.column_names
+               else pa.array([str(i) for i in range(len(ds))], pa.string()))
+    order = np.argsort(dom, kind="stable")  # group by domain, as `curricula pack` does
+    if np.any(order != np.arange(len(order))):
+        ds = ds.select(order).flatten_indices()
+        dom, doc_ids = dom[order], doc_ids.take(pa.array(order))
+    tokens = _token_table(ds, tok, text_column=text_column, input_ids_column=input_ids_column, dom=dom, names=names,
+                          doc_ids=doc_ids, num_proc=num_proc, num_threads=num_threads)
+    lengths = pc.list_value_length(tokens.column("input_ids")).to_numpy().astype(np.int64)
+    total = int(lengths.sum())
+    if total < block_size:
+        raise PackError(f"the dataset has {total} tokens, fewer than one block of block_size={block_size}: the result "
+                        "would be empty; pass more documents or a smaller block_size")
+    layout = layout_blocks(tokens.column("domain_id").to_numpy(), lengths, names, config, "", where="the dataset")
+    flat, docs = pc.list_flatten(tokens.column("input_ids")), tokens.column("doc_id")
+    step = PackConfig.blocks_per_batch
+    parts = [slice_blocks(flat, docs, np.arange(a, min(a + step, layout.n_blocks)), block_size, layout.block_start,
+                          layout.block_domain, layout.doc_start) for a in range(0, layout.n_blocks, step)]
+    table = pa.concat_tables(parts).combine_chunks()
+    table = table.set_column(1, "domain_id", table.column("domain_id").cast(pa.int64()))
+    features = Features.from_arrow_schema(table.schema)
+    features["domain_id"] = ClassLabel(names=names)
+    stats = {"block_size": block_size, "domain_names": names, **layout.stats()}
+    if tok is not None and hasattr(tok, "identity"):
+        stats["tokenizer"] = tok.identity.to_dict()
+    info = DatasetInfo(features=features, description=json.dumps(stats, sort_keys=True))
+    return Dataset(InMemoryTable(table), info=info)
+
+
+def domain_names_of(ds) -> list[str] | None:
+    """The domain names a dataset carries in its ``domain_id`` ``ClassLabel`` (``pack_dataset`` output), or None."""
+    from datasets import ClassLabel
+
+    features = getattr(ds, "features", None)
+    feature = features.get("domain_id") if features else None
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
