@@ -334,8 +334,12 @@ def file_documents(
                 opener = gzip.open if f.name.endswith(".gz") else open
                 with opener(f, "rb") as fh:
                     raw = fh.read().decode("utf-8", errors=encoding_errors)
-                rows = [json.loads(line) for line in raw.splitlines() if line.strip()] if not raw.lstrip().startswith("[") else json.loads(raw)
-                t = pa.Table.from_pylist(rows) if rows else pa.table({text_column: pa.array([], pa.string())})
+                rows = _json_rows(raw, f)
+                try:
+                    t = pa.Table.from_pylist(rows) if rows else pa.table({text_column: pa.array([], pa.string())})
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+                    raise CorpusError(f"{f}: its records do not have one type per field ({err}); make each field "
+                                      "the same type on every line (e.g. text always a string)") from None
             else:
                 t = pq.read_table(f)
             t = _normalise(t, source=f.stem, text_column=text_column, domain=spec_domain or domain,
@@ -343,6 +347,36 @@ def file_documents(
                            id_prefix=f"{f.name}/" if kind != "txt" else "")
             tables.append(t)
     return pa.concat_tables(tables) if tables else pa.Table.from_pylist([], schema=SCHEMA)
+
+
+def _json_rows(raw: str, path: Path) -> list[dict]:
+    """JSON Lines (one object per line; blank lines skipped), or one JSON array of objects; a malformed line or
+    record is an error naming the file and the line."""
+    if raw.lstrip().startswith("["):
+        try:
+            rows = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{path}:{err.lineno}: not valid JSON ({err.msg}, column {err.colno}); fix the file "
+                              "(a .json file is one array of objects, or JSON Lines)") from None
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise CorpusError(f"{path}: element {bad} of the JSON array is {type(rows[bad]).__name__}, not an object "
+                              "with a text field")
+        return rows
+    rows = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{path}:{lineno}: not valid JSON ({err.msg}, column {err.colno}); fix or delete that "
+                              "line (JSON Lines: one object per line)") from None
+        if not isinstance(rec, dict):
+            raise CorpusError(f"{path}:{lineno}: a JSON {type(rec).__name__}, not an object; JSON Lines need one "
+                              'object per line, e.g. {"text": "..."}')
+        rows.append(rec)
+    return rows
 
 
 def _kind(p: Path) -> str | None:
