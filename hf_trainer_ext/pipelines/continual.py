@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from transformers import TrainerCallback
+
 from curricula.data.packed import PackedData
 from curricula.methods import ReplayConfig
 from curricula.pipelines.continual import ContinualError, ContinualRecipe, Stage, stage_schedule  # noqa: F401
@@ -106,29 +108,68 @@ def _run_stage(recipe, data, index, model, optimizer_state, seen, run: PipelineR
     base = {"per_device_train_batch_size": 16, "weight_decay": 0.1, "logging_steps": 25, "report_to": "none",
             "seed": 0, "disable_tqdm": False, **run.training_args()}
     base.update(recipe.training)
+    resume = run.resume()
+    # the "before" evaluation is Trainer's eval_on_start (at step 0, after the model is prepared: under FSDP2 a model
+    # cannot be evaluated before the trainer wraps it with its optimizer); a resumed stage has it in its log already
     args = CurriculumTrainingArguments(
         output_dir=str(run.out), max_steps=stage.steps, learning_rate=recipe.max_lr, eval_strategy="steps",
-        eval_steps=recipe.eval_every, lr_schedule=stage_schedule(recipe, index), **base)
+        eval_steps=recipe.eval_every, eval_on_start=resume is None, lr_schedule=stage_schedule(recipe, index), **base)
     method = ReplayConfig(replay=replay, new_rows=len(new_pool), stage=stage.name, seed=args.seed + index)
     trainer = CurriculumTrainer(model=model, args=args, train_dataset=combined, eval_dataset=eval_sets(data),
                                 domain_names=names, curriculum=method, tokenizer_identity=data[0]["meta"]["tokenizer"],
                                 lineage=list(lineage))
     if optimizer_state is not None and recipe.optimizer == "keep":
-        trainer.create_optimizer()
-        trainer.optimizer.load_state_dict(optimizer_state)
-    before = {k: v for k, v in trainer.evaluate().items() if k.endswith("_loss")}
-    trainer.train(resume_from_checkpoint=run.resume())
+        trainer.add_callback(OptimizerHandoff(trainer, optimizer_state))
+    trainer.train(resume_from_checkpoint=resume)
+    before = {k: v for h in trainer.state.log_history if h.get("step") == 0 for k, v in h.items()
+              if k.startswith("eval_") and k.endswith("_loss")}
     after = {k: v for k, v in trainer.evaluate().items() if k.endswith("_loss")}
-    curve = [h for h in trainer.state.log_history if any(k.endswith("_loss") and k.startswith("eval_") for k in h)]
+    curve = [h for h in trainer.state.log_history  # during training ("before" is the step-0 evaluation)
+             if h.get("step", 0) > 0 and any(k.endswith("_loss") and k.startswith("eval_") for k in h)]
     stage_seen = seen_rows(trainer.curriculum)
     own_seen = stage_seen[stage_seen < len(new_pool)]  # rows of this stage's own blocks (they come first)
     trainer.save_model()  # OUT/<stage>: what every later stage (and variant) starts from
+    optimizer = full_optimizer_state(trainer)  # collective under DDP/FSDP
     if trainer.args.should_save:  # the hand-off: the AdamW state and the rows trained, next to the weights
-        torch.save(trainer.optimizer.state_dict(), run.out / OPTIMIZER)
+        torch.save(optimizer, run.out / OPTIMIZER)
         np.save(run.out / SEEN, own_seen)
     res = {"stage": stage.name, "replay": replay, "steps": stage.steps, "before": before, "after": after,
            "curve": curve, "schedule": stage_schedule(recipe, index)}
     return run.done(res)
+
+
+def full_optimizer_state(trainer) -> dict:
+    """The optimizer's whole state, for the next stage: under several processes (DDP, FSDP2 with its sharded state)
+    gathered by ``torch.distributed.checkpoint`` into one full, parameter-name-keyed state dict on CPU."""
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate's wrapper
+    if trainer.accelerator.num_processes > 1:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        state = get_optimizer_state_dict(trainer.model_wrapped, optimizer,
+                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return {"format": "full", "state": state}
+    return {"format": "torch", "state": optimizer.state_dict()}
+
+
+class OptimizerHandoff(TrainerCallback):
+    """Loads the previous stage's optimizer state once Trainer has built (and, under FSDP2, sharded) the optimizer,
+    then puts the stage's own LR schedule back (loading restores the old stage's last LR)."""
+
+    def __init__(self, trainer, state: dict):
+        self.trainer, self.state = trainer, state
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        t = self.trainer
+        optimizer = getattr(t.optimizer, "optimizer", t.optimizer)
+        if self.state["format"] == "full":
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(t.model_wrapped, optimizer, optim_state_dict=self.state["state"],
+                                     options=StateDictOptions(full_state_dict=True))
+        else:
+            optimizer.load_state_dict(self.state["state"])
+        if hasattr(t.lr_scheduler, "_apply"):  # ScheduleLR: the LR of the stage's current step
+            t.lr_scheduler._apply()
 
 
 def _first_model(recipe: ContinualRecipe, data: list[dict]):
