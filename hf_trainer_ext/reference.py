@@ -8,6 +8,7 @@ the same as the proxy's per-token losses (labels shifted like ``ForCausalLMLoss`
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,31 +31,61 @@ class ReferenceError(CurriculaError):
 @torch.no_grad()
 def score_reference(model, blocks, out_dir: Path, *, batch_size: int = 32, tokenizer_identity: dict | None = None,
                     model_name: str = "", device: str | torch.device | None = None, extra: dict | None = None) -> Path:
-    """Write ``out_dir/reference_losses.arrow`` (``ref_loss``: float32[block_size] per block, in block_id order)."""
+    """Write ``out_dir/reference_losses.arrow`` (``ref_loss``: float32[block_size] per block, in block_id order).
+
+    Under several processes (``torch.distributed`` initialised) every process calls it: each scores its contiguous
+    share of the blocks into a part file, and the main process assembles the cache once (then its meta file, last).
+    The model is used as given on each process (a replicated reference: load it from its folder on every process)."""
+    import torch.distributed as dist
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
     ids_col = blocks.select_columns(["input_ids"]).with_format("numpy")
     n = len(blocks)
     block_size = len(ids_col[0]["input_ids"])
+    lo, hi = (int(x) for x in np.linspace(0, n, world + 1).astype(np.int64)[rank : rank + 2])
     device = torch.device(device) if device else next(model.parameters()).device
     was_training = model.training
     model.eval()
     schema = pa.schema([("ref_loss", pa.list_(pa.float32(), block_size))])
+
     def write(tmp: Path) -> None:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for start in tqdm(range(0, n, batch_size), desc="scoring reference", unit="batch"):
-                x = torch.as_tensor(np.asarray(ids_col[start : start + batch_size]["input_ids"]), dtype=torch.long)
-                x = x.to(device)
+            for start in tqdm(range(lo, hi, batch_size), desc="scoring reference", unit="batch", disable=rank != 0):
+                x = torch.as_tensor(np.asarray(ids_col[start : min(start + batch_size, hi)]["input_ids"]),
+                                    dtype=torch.long).to(device)
                 tok, _ = causal_lm_token_losses(model(input_ids=x).logits, x)
                 flat = pa.array(tok.float().cpu().numpy().reshape(-1))
                 writer.write_batch(pa.record_batch([pa.FixedSizeListArray.from_arrays(flat, block_size)],
                                                    schema=schema))
 
-    atomic_write(out_dir / LOSSES_FILE, write)
-    meta = {"n_blocks": n, "block_size": block_size, "tokenizer": tokenizer_identity, "model": model_name, **(extra or {})}
-    write_json(out_dir / META_FILE, meta)  # written last: a cache with this file is complete
+    target = out_dir / LOSSES_FILE
+    if not distributed:
+        atomic_write(target, write)
+    else:
+        parts = out_dir / "_parts"
+        atomic_write(parts / f"part-{rank:05d}.arrow", write)  # this process's share
+        dist.barrier()
+        if rank == 0:
+            def assemble(tmp: Path) -> None:
+                with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                    for r in range(world):
+                        with pa.memory_map(str(parts / f"part-{r:05d}.arrow")) as src:
+                            for batch in pa.ipc.open_file(src).read_all().to_batches():
+                                writer.write_batch(batch)
+
+            atomic_write(target, assemble)
+            shutil.rmtree(parts, ignore_errors=True)
+    if rank == 0:
+        meta = {"n_blocks": n, "block_size": block_size, "tokenizer": tokenizer_identity, "model": model_name,
+                **(extra or {})}
+        write_json(out_dir / META_FILE, meta)  # written last: a cache with this file is complete
+    if distributed:
+        dist.barrier()
     model.train(was_training)
-    return out_dir / LOSSES_FILE
+    return target
 
 
 class ReferenceLosses:
@@ -120,8 +151,6 @@ def model_for_data(meta: dict, model_name_or_path: str | Path | None = None, see
 def save_tokenizer_folder(spec: str, out_dir: str | Path) -> None:
     """Put the packed data's tokenizer next to a trained model, so the folder is a complete model (and a valid
     ``--tokenizer`` for packing more data)."""
-    import shutil
-
     out_dir = Path(out_dir)
     src = Path(spec)
     if src.is_dir():

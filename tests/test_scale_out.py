@@ -112,3 +112,47 @@ def test_two_nodes_of_one_process_give_one_node_of_two(tmp_path):
         a, b = (json.loads((tmp_path / d / f"rank{rank}.json").read_text()) for d in ("one-node", "two-nodes"))
         assert a["world"] == b["world"] == 2
         assert a["batches"] == b["batches"] and a["steps"] == b["steps"] and a["tables"] == b["tables"]
+
+
+def test_only_the_main_process_writes_shared_artifacts_and_scoring_is_split(setup, tmp_path):
+    from curricula.run_layout import read_table
+
+    root = setup
+    training = {"per_device_train_batch_size": 4, "disable_tqdm": True, "logging_steps": 2, "use_cpu": True,
+                "ddp_find_unused_parameters": False}
+    doremi = tmp_path / "doremi.yaml"
+    doremi.write_text(json.dumps({"method": "doremi", "rounds": 1, "reference_steps": 4, "proxy_steps": 4,
+                                  "main_steps": 2, "model": {"n_layer": 1, "n_embd": 32, "n_head": 2},
+                                  "max_eval_blocks": 16, "training": training}))
+    continual = tmp_path / "continual.yaml"
+    continual.write_text(json.dumps({
+        "method": "continual", "model": {"n_layer": 1, "n_embd": 32, "n_head": 2}, "eval_every": 2,
+        "max_eval_blocks": 8, "training": training,
+        "stages": [{"name": "a", "packed": str(root / "packed"), "steps": 4},
+                   {"name": "b", "packed": str(root / "packed"), "steps": 4, "replay": 0.25}]}))
+    out = tmp_path / "out"
+    (tmp_path / "w1").mkdir()
+    (tmp_path / "w2").mkdir()
+    torchrun(HERE / "dist_pipeline_writes.py", tmp_path / "w1", "--", "doremi", "--recipe", doremi,
+             "--packed", root / "packed", "--out", out / "doremi")
+    torchrun(HERE / "dist_pipeline_writes.py", tmp_path / "w2", "--", "continual", continual, "--out", out / "continual")
+    for w in ("w1", "w2"):
+        main, other = (json.loads((tmp_path / w / f"writes-rank{r}.json").read_text()) for r in (0, 1))
+        shared = [p for p in other if p.startswith(str(out.resolve()))
+                  and "/_parts/part-" not in p and not Path(p).name.startswith("rng_state_1")]
+        assert shared == [], shared  # process 1 wrote only its share of the reference scoring and its RNG state
+        assert any(p.endswith("doremi.json") or p.endswith("continual.json") for p in main)
+        assert any("/_parts/part-00001.arrow" in p for p in other) or w == "w2"  # it did score its share
+    # the cache assembled from the two shares is the single-process cache
+    from curricula.data.packed import PackedData
+    from transformers import AutoModelForCausalLM
+
+    from hf_trainer_ext.reference import score_reference
+
+    ref = AutoModelForCausalLM.from_pretrained(out / "doremi" / "round0" / "reference")
+    score_reference(ref, PackedData.load(root / "packed").train, tmp_path / "single")
+    two = read_table(out / "doremi" / "round0" / "reference_losses" / "reference_losses.arrow")
+    one = read_table(tmp_path / "single" / "reference_losses.arrow")
+    np.testing.assert_allclose(np.asarray(two.column(0).to_pylist()), np.asarray(one.column(0).to_pylist()),
+                               rtol=0, atol=1e-5)
+    assert not (out / "doremi" / "round0" / "reference_losses" / "_parts").exists()

@@ -102,13 +102,14 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
         if recipe.reference == "cached":
             cache = rd / "reference_losses"
             if not _cache_ready(cache, len(train), ref_run.fingerprint):
-                if _is_main():
-                    model = ref_model or AutoModelForCausalLM.from_pretrained(ref_run.out)
-                    score_reference(model, train, cache, tokenizer_identity=identity, model_name=f"round{r}/reference",
-                                    extra={"fingerprint": ref_run.fingerprint})
+                # every process scores its share; under several processes from the saved (full) weights, since the
+                # trained model may be sharded (FSDP): the reference is replicated for scoring
                 from accelerate import PartialState
 
-                PartialState().wait_for_everyone()
+                model = ref_model if ref_model is not None and PartialState().num_processes == 1 else \
+                    AutoModelForCausalLM.from_pretrained(ref_run.out).to(PartialState().device)
+                score_reference(model, train, cache, tokenizer_identity=identity, model_name=f"round{r}/reference",
+                                extra={"fingerprint": ref_run.fingerprint})
             kw["reference_losses"] = cache
         else:
             kw["reference_model"] = ref_model or AutoModelForCausalLM.from_pretrained(ref_run.out)
