@@ -80,6 +80,21 @@ class CurriculumTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Stop (or warn) when an epoch's or logging window's mean block loss exceeds this "
                                         "(default: 3 x ln(vocabulary size), far worse than uniform guessing; inf: off)."}
     )
+    packing: bool = field(
+        default=False,
+        metadata={"help": "Pack the training (and evaluation) dataset in the trainer, like TRL's packing: text (or "
+                          "tokenized) documents become dense, domain-pure blocks with block_id/domain_id "
+                          "(curricula.data.pack.pack_dataset, the same code as `curricula pack`); needs the tokenizer "
+                          "as processing_class."},
+    )
+    packing_block_size: int | None = field(
+        default=None, metadata={"help": "Tokens per packed block (default: the model's context, at most 1024)."}
+    )
+    dataset_text_field: str = field(default="text", metadata={"help": "The text column packing tokenizes."})
+    domain_column: str | None = field(
+        default=None, metadata={"help": "The column naming each document's domain, for packing (blocks stay within "
+                                        "a domain; the names reach the logs as train_ppl/<domain>)."}
+    )
     reference_losses: str | None = field(
         default=None,
         metadata={"help": "Cached reference losses (a folder written by score_reference / curricula doremi) for "
@@ -101,6 +116,9 @@ class CurriculumTrainingArguments(TrainingArguments):
         if self.anneal_at is not None and (self.lr_schedule or {}).get("type") not in ("infinite", "offset", "stages"):
             raise ConfigError(f"--anneal_at {self.anneal_at} needs an LR schedule with an anneal phase "
                               "(--lr_schedule with type infinite); with lr_scheduler_type it would be ignored")
+        if not self.packing and (self.packing_block_size is not None or self.domain_column is not None):
+            raise ConfigError("--packing_block_size / --domain_column describe in-trainer packing: add --packing "
+                              "true (or drop them)")
         if self.nonfinite_policy not in ("stop", "warn"):
             raise ConfigError(f"--nonfinite_policy {self.nonfinite_policy!r}: use 'stop' or 'warn'")
         if not 0.0 <= self.max_nonfinite_share < 1.0:

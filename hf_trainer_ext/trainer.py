@@ -62,6 +62,13 @@ class CurriculumTrainer(TrainerCompat, Trainer):
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, *a, domain_names=None,
                  curriculum: MethodConfig | None = None, packed=None, reference_losses=None, reference_model=None,
                  tokenizer_identity: dict | None = None, lineage: list[dict] | None = None, **kw):
+        if getattr(args, "packing", False):  # TRL-style: text or tokenized documents in, dense domain-pure blocks out
+            train_dataset = pack_for_training(train_dataset, args, model, kw.get("processing_class"))
+            if kw.get("eval_dataset") is not None:
+                ev = kw["eval_dataset"]
+                kw["eval_dataset"] = ({k: pack_for_training(v, args, model, kw.get("processing_class"))
+                                       for k, v in ev.items()} if isinstance(ev, dict)
+                                      else pack_for_training(ev, args, model, kw.get("processing_class")))
         if packed is not None:
             train_dataset = packed.train if train_dataset is None else train_dataset
             domain_names = packed.domain_names if domain_names is None else domain_names
@@ -593,9 +600,35 @@ def _now() -> str:
 
 
 def _class_label_names(ds) -> list[str] | None:
-    feature = (getattr(ds, "features", None) or {}).get("domain_id")
-    names = getattr(feature, "names", None)
-    return list(names) if names else None
+    from curricula.data.pack import domain_names_of
+
+    return domain_names_of(ds)
+
+
+def pack_for_training(ds, args, model, tokenizer):
+    """``args.packing``: ``curricula.data.pack.pack_dataset`` with the trainer's tokenizer and the model's context."""
+    import tempfile
+
+    from curricula.data.pack import pack_dataset
+
+    if ds is None:
+        return None
+    if tokenizer is None and args.dataset_text_field in getattr(ds, "column_names", ()):
+        raise ConfigError("packing needs a tokenizer to tokenize the text: pass processing_class=tokenizer")
+    spec = None
+    if tokenizer is not None:
+        folder = Path(str(getattr(tokenizer, "name_or_path", "") or ""))
+        if (folder / "tokenizer.json").is_file():
+            spec = str(folder)
+        else:  # a tokenizer object without a folder: save it for curricula's tokenizer loader
+            spec = tempfile.mkdtemp(prefix="curricula-packing-tokenizer-")
+            tokenizer.save_pretrained(spec)
+    size = args.packing_block_size
+    if size is None:
+        config = getattr(model, "config", None)
+        size = min(int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)), 1024)
+    return pack_dataset(ds, tokenizer=spec, block_size=size, text_column=args.dataset_text_field,
+                        domain_column=args.domain_column)
 
 
 def _model_inputs(model) -> list[str]:
