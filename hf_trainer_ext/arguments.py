@@ -95,6 +95,12 @@ class CurriculumTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "The column naming each document's domain, for packing (blocks stay within "
                                         "a domain; the names reach the logs as train_ppl/<domain>)."}
     )
+    share_index_table: bool = field(
+        default=True,
+        metadata={"help": "With several processes, one process per node updates the LFR index table at each boundary "
+                          "and the node's processes memory-map it (node-local file in CURRICULA_SHARED_DIR, default "
+                          "/dev/shm) instead of each holding a private copy."},
+    )
     reference_losses: str | None = field(
         default=None,
         metadata={"help": "Cached reference losses (a folder written by score_reference / curricula doremi) for "

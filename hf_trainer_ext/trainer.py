@@ -219,14 +219,47 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             finite = records.loss[np.isfinite(records.loss)]
             self.check_divergence(f"epoch {index}", len(records), bad,
                                   float(finite.mean()) if finite.size else float("nan"))
-        report = cur.end_epoch(records) or Report()
-        if index + 1 < len(cur.epoch_steps()):
-            report.merge(cur.start_epoch(index + 1))
+        nxt = index + 1 if index + 1 < len(cur.epoch_steps()) else None
+        shared = self._node_table_path(nxt)
+        report = Report()
+        if shared is None or self.accelerator.is_local_main_process:  # with a shared table: one process per node
+            report = cur.end_epoch(records) or Report()
+            if nxt is not None:
+                report.merge(cur.start_epoch(nxt))
+            if shared is not None:
+                cur.table.save(shared)
+        if shared is not None:
+            self.adopt_node_table(shared, nxt)
         self._handle_report(report)
         if self.args.should_save and hasattr(cur, "write_log"):
             cur.write_log(self.log_dir)
         if report.metrics:
             self.log_extra(report.metrics)
+
+    def _node_table_path(self, epoch: int | None) -> Path | None:
+        """Where the processes of a node share the index table (several processes, an index table, the next epoch
+        known): a node-local file (``CURRICULA_SHARED_DIR``, default /dev/shm) that one process per node writes and
+        every process of the node memory-maps, instead of each holding a private copy."""
+        cur = self.curriculum
+        if epoch is None or self.accelerator.num_processes == 1 or not hasattr(cur, "adopt_table") \
+                or not getattr(self.args, "share_index_table", True):
+            return None
+        import hashlib
+        import tempfile
+
+        root = Path(os.environ.get("CURRICULA_SHARED_DIR") or ("/dev/shm" if os.access("/dev/shm", os.W_OK)
+                                                                 else tempfile.gettempdir()))
+        key = "|".join([str(Path(self.args.output_dir).resolve()), os.environ.get("MASTER_ADDR", ""),
+                        os.environ.get("MASTER_PORT", ""), os.environ.get("TORCHELASTIC_RUN_ID", "")])
+        return root / f"curricula-{hashlib.sha1(key.encode()).hexdigest()[:12]}-table-{epoch:04d}.arrow"
+
+    def adopt_node_table(self, path: Path, epoch: int) -> None:
+        """Every process of the node maps the table its node's process just wrote (and drops its own copy)."""
+        self.accelerator.wait_for_everyone()
+        self.curriculum.adopt_table(path, epoch)
+        self.accelerator.wait_for_everyone()  # every process has mapped it: the name can go (the mapping stays)
+        if self.accelerator.is_local_main_process:
+            path.unlink(missing_ok=True)
 
     def _handle_report(self, report: Report) -> None:
         for w in report.warnings:

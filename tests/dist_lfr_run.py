@@ -34,20 +34,21 @@ def training_step(model, inputs, num_items_in_batch=None):
 
 
 tr.training_step = training_step
-tables = []
+tables, mapped = [], []
 finish = tr.finish_epoch
 
 
 def finish_and_record():
     finish()
     tables.append(tr.curriculum.table.eligible_ids().tolist() + [float(x) for x in tr.curriculum.table.loss])
+    mapped.append(not tr.curriculum.table._c["loss"].flags.writeable)  # the node's shared, memory-mapped copy
 
 
 tr.finish_epoch = finish_and_record
 tr.train()
 (out / f"rank{rank}.json").write_text(json.dumps({
     "world": tr.args.world_size, "steps": steps, "batches": tap.batches, "tables": tables,
-    "global_step": tr.state.global_step,
+    "global_step": tr.state.global_step, "mapped": mapped,
 }))
 
 from hf_trainer_ext.distributed import shutdown_distributed  # noqa: E402

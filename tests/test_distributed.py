@@ -49,3 +49,5 @@ def test_two_processes_hold_identical_tables(two_rank_run):
     _, ranks, run = two_rank_run
     assert len(ranks[0]["tables"]) == len(run["epochs"])
     assert ranks[0]["tables"] == ranks[1]["tables"]
+    # one table per node: after every boundary with a next epoch both processes map the node's shared copy
+    assert ranks[0]["mapped"][:-1] == ranks[1]["mapped"][:-1] == [True] * (len(run["epochs"]) - 1)

@@ -180,6 +180,17 @@ class LFRCurriculum(Curriculum):
             raise CorruptFileError(f"index table {path} has {table.n} blocks, the data {self.data.n_rows}")
         self.table = table
 
+    def adopt_table(self, path, epoch: int) -> None:
+        """Take the table another process wrote for ``epoch`` (memory-mapped, shared with the processes of a node):
+        the same rows this process would have computed from the same gathered losses, without a private copy."""
+        from pathlib import Path
+
+        self.table = IndexTable.load(Path(path))
+        self.epoch = epoch
+        e = self.epochs[epoch]
+        if e.kind == "focus":
+            self.policy.decided_phase = e.phase_index
+
     def write_log(self, log_dir) -> None:
         """At every boundary: the table with every block's latest statistics."""
         from pathlib import Path
