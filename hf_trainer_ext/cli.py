@@ -26,7 +26,7 @@ def _load(spec: str, kind: type, command: str):
     if not isinstance(config, kind):
         runner = f"curricula {method} --recipe {spec}" if method in ("doremi", "continual") else \
             f"curricula train --recipe {spec}"
-        raise ConfigError(f"recipe {spec!r} is a {method} recipe, not a {command} one; run it with `{runner}`")
+        raise ConfigError(f"recipe {spec!r} is a {method!r} recipe, not a {command!r} one; run it with `{runner}`")
     return config
 
 

@@ -206,6 +206,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
 
     def finish_epoch(self) -> None:
         """The boundary (every process): gather, log, let the curriculum decide the next epoch."""
+        self.join_background_writes()
         cur = self.curriculum
         index = cur.epoch
         records = None
@@ -231,8 +232,8 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         if shared is not None:
             self.adopt_node_table(shared, nxt)
         self._handle_report(report)
-        if self.args.should_save and hasattr(cur, "write_log"):
-            cur.write_log(self.log_dir)
+        if self.args.should_save and hasattr(cur, "write_log"):  # off the critical path: the table is not written
+            self._background(cur.write_log, self.log_dir)           # to until the next boundary, which joins first
         if report.metrics:
             self.log_extra(report.metrics)
 
@@ -260,6 +261,28 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         self.accelerator.wait_for_everyone()  # every process has mapped it: the name can go (the mapping stays)
         if self.accelerator.is_local_main_process:
             path.unlink(missing_ok=True)
+
+    def _background(self, fn, *args) -> None:
+        import threading
+
+        def run():
+            try:
+                fn(*args)
+            except BaseException as err:  # noqa: BLE001  (re-raised where the write is joined)
+                self._background_error = err
+
+        self._background_error = None
+        self._background_thread = threading.Thread(target=run, name="curricula-log-write", daemon=True)
+        self._background_thread.start()
+
+    def join_background_writes(self) -> None:
+        """Wait for the boundary's background log write (before the table changes, a checkpoint, the end)."""
+        thread = getattr(self, "_background_thread", None)
+        if thread is not None:
+            thread.join()
+            self._background_thread = None
+            if self._background_error is not None:
+                raise self._background_error
 
     def _handle_report(self, report: Report) -> None:
         for w in report.warnings:
@@ -473,7 +496,10 @@ class CurriculumTrainer(TrainerCompat, Trainer):
                 self.recorder.reserve(share, self.args.device)
         if self.args.should_save:
             self._write_run_record(resumed=ckpt is not None)
-        out = super().train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None, trial=trial, **kwargs)
+        try:
+            out = super().train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None, trial=trial, **kwargs)
+        finally:
+            self.join_background_writes()
         if cur is not None and self.args.should_save:
             cur.write_outputs(Path(self.args.output_dir),
                               reference="live" if self.reference_model is not None else "cached")
@@ -569,6 +595,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             return
         if self._state_written_for == os.path.normpath(checkpoint):
             return  # written just before this checkpoint's push
+        self.join_background_writes()
         records = self.recorder.gather(self.accelerator) if "block_records" in self.curriculum.needs else None
         if self.args.should_save:
             with atomic_dir(Path(checkpoint) / CKPT_DIR) as tmp:
