@@ -86,7 +86,38 @@ def run_size(n: int, rounds: int, n_domains: int, folder: Path, sync: bool, seed
     info: dict[str, float] = {}
     loaded = _clock(info, "load (mmap)", IndexTable.load, path)
     assert loaded.n == n
-    del loaded
+    # what a boundary costs end to end in a multi-process run (hf_trainer_ext/trainer.py finish_epoch): the deciding
+    # process of a node updates, selects, writes the node's shared copy (/dev/shm) and computes the next order; every
+    # process maps that copy (the curriculum-log copy of the table is written in the background meanwhile)
+    shm = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else folder
+    e2e: dict[str, float] = {}
+    ids = table.order(seed, rounds + 1)
+    losses = rng.random(n, dtype=np.float32) * 6 + 1
+    gc.collect()
+    t_all = time.perf_counter()
+    _clock(e2e, "update", table.update, ids, losses, rounds + 1)
+    kept, _ = _clock(e2e, "select_focus", select_focus, table, 50)
+    _clock(e2e, "set_eligible", table.set_eligible, kept)
+    shared_path = shm / f"bench-shared-{n}.arrow"
+    _clock(e2e, "save (node copy)", table.save, shared_path)
+    mapped = _clock(e2e, "map (every process)", IndexTable.load, shared_path)
+    order = _clock(e2e, "order (next epoch)", mapped.order, seed, rounds + 2)
+    boundary = time.perf_counter() - t_all
+    t_bg = time.perf_counter()
+    table.save(path)
+    background = time.perf_counter() - t_bg
+    private = sum(a.nbytes for a in table._c.values())
+    mapped_private = sum(a.nbytes for a in mapped._c.values() if a.flags.writeable)
+    print(f"boundary end to end {boundary:.2f} s (" + ", ".join(f"{k} {v:.2f} s" for k, v in e2e.items())
+          + f"); the log copy of the table in the background: {background:.2f} s")
+    print(f"per-process memory: the deciding process's table {private / n:.1f} B/block ({private / 1e9:.2f} GB), "
+          f"a mapping process's private part {mapped_private / n:.1f} B/block (the unpacked eligible column; the "
+          f"node's shared copy {shared_path.stat().st_size / 1e9:.2f} GB is in page cache once per node); the epoch "
+          f"order {order.nbytes / n:.1f} B/block ({order.nbytes / 1e9:.2f} GB: 8 B per kept block, freed after the "
+          "epoch); Python "
+          "objects per block: none (the sampler turns one global batch at a time into ints)")
+    del loaded, mapped, order, kept, losses
+    shared_path.unlink()
     size_gb = path.stat().st_size / 1e9
     _clock(info, "order (next epoch)", table.order, seed, rounds + 1)
     print(f"file {size_gb:.2f} GB; " + ", ".join(f"{k} {v:.3f} s" for k, v in info.items()))
