@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # LFR on the embedded sample: a small GPT-2 from scratch on CPU (about 10 minutes on 2 cores)
-DEMO_ARGS ?= --recipe curricula/recipes/lfr.yaml --config scripts/configs/lfr_sample_cpu.yaml --output_dir runs/lfr-demo
+DEMO_ARGS ?= --recipe lfr --config lfr_sample_cpu --output_dir runs/lfr-demo
 
 demo: $(STAMP)
 	$(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
