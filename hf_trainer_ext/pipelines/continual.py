@@ -118,7 +118,8 @@ def _run_stage(recipe, data, index, model, optimizer_state, seen, run: PipelineR
     trainer = CurriculumTrainer(model=model, args=args, train_dataset=combined, eval_dataset=eval_sets(data),
                                 domain_names=names, curriculum=method, tokenizer_identity=data[0]["meta"]["tokenizer"],
                                 lineage=list(lineage))
-    if optimizer_state is not None and recipe.optimizer == "keep":
+    if optimizer_state is not None and recipe.optimizer == "keep" and resume is None:
+        # a resumed stage's checkpoint holds its own AdamW state (Trainer loads it before on_train_begin)
         trainer.add_callback(OptimizerHandoff(trainer, optimizer_state))
     trainer.train(resume_from_checkpoint=resume)
     before = {k: v for h in trainer.state.log_history if h.get("step") == 0 for k, v in h.items()
