@@ -27,7 +27,7 @@ from curricula.curriculum import (
 
 def test_lfr_recipe_reps2_expands_to_the_paper_schedule():
     plan = Plan.from_recipe("lfr")
-    assert plan.name == "lfr-reps2" and plan.params == {"reps": 2}
+    assert plan.name == "lfr-reps2" and plan.params == {"reps": 2, "reselect": True}
     assert [(p.kind, p.epochs, p.drop_percent) for p in plan.phases] == [
         ("learn", 1, None),
         ("focus", 1, 50.0),
@@ -124,7 +124,7 @@ def test_bad_plan_names_the_problem(text, message):
 
 
 def test_bad_plan_keyword_and_file_and_recipe():
-    with pytest.raises(PlanError, match=r"unknown parameter\(s\) \['rep'\].*declares \['reps'\]"):
+    with pytest.raises(PlanError, match=r"unknown parameter\(s\) \['rep'\].*declares \['reps', 'reselect'\]"):
         Plan.from_recipe("lfr", rep=3)
     with pytest.raises(PlanError, match="not found"):
         Plan.from_yaml("/nonexistent/plan.yaml")
@@ -429,6 +429,32 @@ def test_policy_runs_the_lfr_plan_and_resumes():
         policy.eligible_for(Plan.from_recipe("lfr").epochs()[3], t)
     with pytest.raises(ValueError, match="same plan"):
         LFRPolicy(Plan.from_recipe("lfr")).load_state_dict(state)
+
+
+def test_repeated_focus_reselects_each_time_or_selects_once():
+    """reselect (today's lfr plan): each repetition is its own focus phase, decided from the latest perplexities;
+    reselect: false: the hardest blocks are selected once and that set trains every repetition."""
+    again, once = Plan.from_recipe("lfr"), Plan.from_recipe("lfr", reselect="false")
+    assert [(p.kind, p.epochs) for p in again.phases][3:] == [("focus", 1), ("focus", 1)]
+    assert [(p.kind, p.epochs) for p in once.phases][3:] == [("focus", 2)]
+    assert again.blocks_per_epoch(100) == once.blocks_per_epoch(100) == [100, 50, 100, 30, 30]
+    sets = {}
+    for name, plan in (("again", again), ("once", once)):
+        rng = np.random.default_rng(0)  # the same losses for both plans
+        t, policy = IndexTable.new(np.repeat(np.arange(4), 25)), LFRPolicy(plan)
+        sets[name] = []
+        for ep in plan.epochs():
+            ids = policy.eligible_for(ep, t)
+            sets[name].append(ids)
+            t.update(ids, rng.random(ids.size) * 5, epoch=ep.index)
+    assert all(np.array_equal(a, b) for a, b in zip(sets["again"][:4], sets["once"][:4]))  # same up to the 1st rep
+    assert np.array_equal(sets["once"][3], sets["once"][4])  # selected once
+    assert not np.array_equal(sets["again"][3], sets["again"][4])  # re-decided from the 1st repetition's losses
+    with pytest.raises(PlanError, match="reselect: false repeats one focus phase"):
+        Plan.from_yaml("phases: [{kind: learn}, {repeat: 2, reselect: false, phases: [{kind: review}, "
+                       "{kind: focus, drop_percent: 50}]}]")
+    with pytest.raises(PlanError, match="reselect='maybe' must be true or false"):
+        Plan.from_recipe("lfr", reselect="maybe")
 
 
 # ---- block fates ----------------------------------------------------------------------------------------------------

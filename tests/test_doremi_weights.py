@@ -142,3 +142,55 @@ def test_l1_change():
     assert l1_change([0.5, 0.5], [0.25, 0.75]) == 0.5
     with pytest.raises(DoReMiError, match=r"same length"):
         l1_change([0.5, 0.5], [1.0])
+
+
+def test_the_official_codes_conventions_reproduce_its_update_exactly():
+    """initial_excess=log|V| (an unseen domain's score) and average_includes_initial (update_counter starts at 1), as
+    in the official trainer; written out here as that code does it, buffer by buffer."""
+    rng = np.random.default_rng(0)
+    k, vocab, eta, c = 4, 8192, 1.0, 1e-3
+    init = np.array([0.1, 0.2, 0.3, 0.4])
+    g = GroupDROWeights(k, DoReMiConfig(eta=eta, smoothing=c, initial_weights=init, initial_excess=np.log(vocab),
+                                        average_includes_initial=True))
+    train_w, avg_w, scores, counter = init.copy(), init.copy(), np.full(k, np.log(vocab)), 1
+    for _ in range(6):
+        counts = rng.integers(0, 3, k) * 128.0  # some domains absent from some batches
+        sums = rng.random(k) * counts
+        g.update(sums, counts)
+        present = counts > 0
+        scores[present] = sums[present] / counts[present]
+        log_w = np.log(train_w) + eta * scores
+        log_w -= np.log(np.exp(log_w - log_w.max()).sum()) + log_w.max()
+        train_w = (1 - c) * np.exp(log_w) + c / k
+        counter += 1
+        avg_w = (avg_w * (counter - 1) + train_w) / counter
+        np.testing.assert_allclose(g.weights, train_w, rtol=1e-12)
+        np.testing.assert_allclose(g.average, avg_w, rtol=1e-12)
+    # the defaults differ exactly there: unseen domains start at 0 and the average is over the updates only
+    d = GroupDROWeights(k, DoReMiConfig(initial_weights=init))
+    d.update(np.zeros(k), np.zeros(k))
+    np.testing.assert_allclose(d.average, d.weights)
+    assert not np.allclose(d.weights, g.weights)
+
+
+def test_the_conventions_are_recipe_options_checked_early_and_saved_with_the_state():
+    from curricula.errors import ConfigError
+    from curricula.methods import DoReMiOnlineConfig, GroupDROConfig
+    from curricula.pipelines import DoReMiRecipe
+
+    assert DoReMiRecipe(initial_excess="log_vocab", average_includes_initial=True).dro_options()["initial_excess"] \
+        == "log_vocab"
+    with pytest.raises(ConfigError, match="'log_vocab'"):
+        GroupDROConfig(initial_excess="logV")
+    with pytest.raises(ConfigError, match="initial_excess=-1"):
+        DoReMiOnlineConfig(initial_excess=-1)
+    cfg = GroupDROConfig(initial_excess="log_vocab", average_includes_initial=True).dro_config(vocab_size=8192)
+    assert cfg.initial_excess == pytest.approx(np.log(8192)) and cfg.average_includes_initial
+    g = GroupDROWeights(3, cfg)
+    state = g.state_dict()
+    assert state["initial_excess"] == pytest.approx(np.log(8192)) and state["average_includes_initial"] is True
+    with pytest.raises(DoReMiError, match="average_includes_initial"):
+        GroupDROWeights(3, DoReMiConfig(initial_excess=np.log(8192))).load_state_dict(state)
+    older = {k: v for k, v in GroupDROWeights(3, DoReMiConfig()).state_dict().items()
+             if k not in ("initial_excess", "average_includes_initial")}
+    GroupDROWeights(3, DoReMiConfig()).load_state_dict(older)  # a state saved before the options existed

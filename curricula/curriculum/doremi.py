@@ -14,9 +14,11 @@ What the caller must get right (the hazards of the published implementations):
   is a different estimator. So ``update`` receives sums of already-clipped values and refuses a negative sum.
 - The sums and counts are over the **global** batch (all processes, all gradient-accumulation micro-batches), so every
   process holds the same inputs and computes identical weights; nothing here communicates.
-- A domain absent from the batch (count 0) keeps its previous lambda, as in the official code. Here it starts at 0;
-  the official code starts it at log|V|, which strongly favours a domain until it is first seen.
-- DoReMi's output is ``average`` (the running mean of alpha), not the last alpha.
+- A domain absent from the batch (count 0) keeps its previous lambda, as in the official code. Here it starts at 0
+  (``initial_excess``); the official code starts it at log|V|, which strongly favours a domain until it is first seen.
+- DoReMi's output is ``average`` (the running mean of alpha), not the last alpha. Here it averages the updates only;
+  the official code also counts the initial weights as one term (``average_includes_initial``). Both conventions are
+  options so that the official numbers can be reproduced exactly.
 - Weights are tokenizer-specific (the excess loss is per token), so the weights file records the tokenizer identity
   and ``read_weights_json`` refuses a file computed with another vocabulary.
 """
@@ -45,8 +47,13 @@ class DoReMiConfig:
     eta: float = 1.0  # step size of the exponentiated-gradient update (official default 1.0)
     smoothing: float = 1e-3  # c: mix with uniform after each update (the official scripts use 1e-3)
     initial_weights: np.ndarray | None = None  # uniform if None
+    initial_excess: float = 0.0  # lambda of a domain before it is first seen (official code: log|V|)
+    average_includes_initial: bool = False  # count the initial weights as one term of the average (official code)
 
     def __post_init__(self):
+        if not np.isfinite(self.initial_excess) or self.initial_excess < 0:
+            raise DoReMiError(f"initial_excess={self.initial_excess!r} must be a finite number >= 0 (0, or log|V| as "
+                              "in the official code)")
         if not (np.isfinite(self.eta) and self.eta >= 0):
             raise DoReMiError(f"eta={self.eta!r} must be a finite number >= 0 (DoReMi uses 1.0)")
         if not (np.isfinite(self.smoothing) and 0 <= self.smoothing <= 1):
@@ -86,16 +93,17 @@ class GroupDROWeights:
                 )
         self.weights: np.ndarray = w
         self.average: np.ndarray = w.copy()
-        self.excess: np.ndarray = np.zeros(self.n_domains)
+        self.excess: np.ndarray = np.full(self.n_domains, float(config.initial_excess))
         self.steps: int = 0
 
     def update(self, excess_sum: np.ndarray, token_count: np.ndarray) -> np.ndarray:
         """Per-domain sums over the GLOBAL batch of per-token clipped excess losses max(l_proxy - l_ref, 0) and their
         token counts.
 
-        lambda_d = excess_sum_d / token_count_d; a domain with token_count 0 keeps its previous lambda (initially 0);
-        log alpha <- log alpha + eta * lambda; normalise (log-sum-exp); alpha <- (1-c) alpha + c/k;
-        average <- running mean including this step; return alpha (a copy)."""
+        lambda_d = excess_sum_d / token_count_d; a domain with token_count 0 keeps its previous lambda (initially
+        ``initial_excess``); log alpha <- log alpha + eta * lambda; normalise (log-sum-exp); alpha <- (1-c) alpha + c/k;
+        average <- running mean including this step (and the initial weights if ``average_includes_initial``);
+        return alpha (a copy)."""
         k = self.n_domains
         s = _vector(excess_sum, k, "excess_sum")
         n = _vector(token_count, k, "token_count")
@@ -127,7 +135,8 @@ class GroupDROWeights:
         self.steps += 1
         self.excess = lam
         self.weights = alpha
-        self.average = (self.average * (self.steps - 1) + alpha) / self.steps if self.steps > 1 else alpha.copy()
+        terms = self.steps + 1 if self.config.average_includes_initial else self.steps  # terms in the mean
+        self.average = (self.average * (terms - 1) + alpha) / terms if terms > 1 else alpha.copy()
         return alpha.copy()
 
     # ---- persistence --------------------------------------------------------------------------------------------
@@ -139,6 +148,8 @@ class GroupDROWeights:
             "n_domains": self.n_domains,
             "eta": float(self.config.eta),
             "smoothing": float(self.config.smoothing),
+            "initial_excess": float(self.config.initial_excess),
+            "average_includes_initial": bool(self.config.average_includes_initial),
             "steps": self.steps,
             "weights": [float(x) for x in self.weights],
             "average": [float(x) for x in self.average],
@@ -156,8 +167,9 @@ class GroupDROWeights:
                 f"the DoReMi state has {d.get('n_domains')} domains, this run has {self.n_domains}; "
                 "resume with the same domains"
             )
-        for key in ("eta", "smoothing"):
-            if d.get(key) != float(getattr(self.config, key)):
+        defaults = {"initial_excess": 0.0, "average_includes_initial": False}  # states saved before these options
+        for key in ("eta", "smoothing", *defaults):
+            if d.get(key, defaults.get(key)) != getattr(self.config, key):
                 raise DoReMiError(
                     f"the DoReMi state was saved with {key}={d.get(key)!r}, this run has "
                     f"{key}={getattr(self.config, key)!r}; resume with the same DoReMi config"

@@ -12,8 +12,15 @@ YAML form (``Plan.from_yaml``)::
       - {kind: focus, epochs: 1, drop_percent: 50}
       - {kind: review, epochs: 1}
       - repeat: "{reps}"          # a value that is exactly "{param}" takes the parameter's value (and type)
+        reselect: true            # each repetition re-decides its set (false: decide once, train it every time)
         phases:
           - {kind: focus, epochs: 1, drop_percent: 70}
+
+``reselect: false`` is the reading of a repeated focus in which the hardest blocks are selected once and that set is
+trained for every repetition (as the third-party LFR implementation does); the block must then hold one focus
+phase, and it expands to that phase with ``epochs`` times ``repeat`` epochs (a focus phase decides at its first
+epoch only). ``true`` (the default) expands to ``repeat`` separate focus phases, each decided from the latest
+perplexities of all blocks.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ KINDS: tuple[str, ...] = ("learn", "focus", "review")
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 _PHASE_KEYS = ("kind", "epochs", "drop_percent")
-_REPEAT_KEYS = ("repeat", "phases")
+_REPEAT_KEYS = ("repeat", "phases", "reselect")
 _PLAN_KEYS = ("name", "params", "phases")
 _WHOLE = re.compile(r"^\{(\w+)\}$")
 _ANY = re.compile(r"\{(\w+)\}")
@@ -273,6 +280,15 @@ def _number(value: Any, where: str, key: str) -> Any:
     return value
 
 
+def _flag(value: Any, where: str) -> bool:
+    """A yes/no plan value; parameters passed as strings (a command line) are read as YAML booleans."""
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        value = value.lower() in ("true", "yes")
+    if not isinstance(value, bool):
+        raise PlanError(f"{where}={value!r} must be true or false")
+    return value
+
+
 def _expand(items: Any, params: Mapping[str, Any], where: str) -> list[Phase]:
     if not isinstance(items, list):
         raise PlanError(f"{where} must be a list of phases, got {items!r}")
@@ -284,14 +300,21 @@ def _expand(items: Any, params: Mapping[str, Any], where: str) -> list[Phase]:
         if "repeat" in item:
             unknown = sorted(set(item) - set(_REPEAT_KEYS))
             if unknown:
-                raise PlanError(f"{loc}: unknown key(s) {unknown} in a repeat block; valid keys: repeat, phases")
+                raise PlanError(f"{loc}: unknown key(s) {unknown} in a repeat block; valid keys: "
+                                f"{', '.join(_REPEAT_KEYS)}")
             n = _number(_subst(item["repeat"], params, f"{loc}.repeat"), loc, "repeat")
             if not _is_int(n) or n <= 0:
                 raise PlanError(f"{loc}: repeat={n!r} must be a positive integer (how many times to run its phases)")
             inner = _expand(item.get("phases"), params, f"{loc}.phases")
             if not inner:
                 raise PlanError(f"{loc}: repeat block has no phases; add some under phases:")
-            out.extend(inner * n)
+            if _flag(_subst(item.get("reselect", True), params, f"{loc}.reselect"), f"{loc}.reselect"):
+                out.extend(inner * n)
+            elif len(inner) == 1 and inner[0].kind == "focus":  # selected once: one phase, decided at its start
+                out.append(Phase("focus", inner[0].epochs * n, inner[0].drop_percent))
+            else:
+                raise PlanError(f"{loc}: reselect: false repeats one focus phase with the same set; this block has "
+                                f"{[p.kind for p in inner]}; keep one focus phase in it, or drop reselect")
             continue
         unknown = sorted(set(item) - set(_PHASE_KEYS))
         if unknown:

@@ -31,7 +31,8 @@ from curricula.curriculum.doremi import DoReMiConfig, GroupDROWeights
 from curricula.curriculum.mixing import DomainMixer
 from curricula.errors import ConfigError
 from curricula.methods.base import Curriculum, DataInfo, MethodConfig, MethodError, RunInfo, StepStats, register
-from curricula.methods.group_dro import OUT_DIR, WeightsHistory, _check_dro, require_tokenizer, write_weights_outputs
+from curricula.methods.group_dro import (OUT_DIR, GroupDROOptions, WeightsHistory, require_tokenizer,
+                                        write_weights_outputs)
 from curricula.methods.mixture import resolve_weights
 
 
@@ -39,14 +40,13 @@ class DoReMiOnline(Curriculum):
     name = "doremi_online"
     needs = frozenset({"step_stats", "reference"})
 
-    def __init__(self, data: DataInfo, run: RunInfo, initial: np.ndarray, eta: float, smoothing: float,
+    def __init__(self, data: DataInfo, run: RunInfo, initial: np.ndarray, dro: DoReMiConfig,
                  sample_from: str = "current", delay: int | None = None):
         super().__init__(data, run)
         if run.max_steps is None or run.max_steps <= 0:
             raise ConfigError("doremi_online trains for max_steps optimizer steps: set max_steps")
         self.initial = np.asarray(initial, dtype=np.float64)
-        self.dro = GroupDROWeights(data.n_domains, DoReMiConfig(eta=eta, smoothing=smoothing,
-                                                                initial_weights=self.initial))
+        self.dro = GroupDROWeights(data.n_domains, dro)
         self.history = WeightsHistory(data.n_domains)
         self.sample_from = sample_from
         self.delay = max(1, int(delay if delay is not None else run.lookahead))
@@ -107,17 +107,16 @@ class DoReMiOnline(Curriculum):
 
 @register("doremi_online")
 @dataclass
-class DoReMiOnlineConfig(MethodConfig):
+class DoReMiOnlineConfig(GroupDROOptions, MethodConfig):
     """``method: doremi_online``: DoReMi's Group-DRO weights learned by the main run itself, driving its sampling."""
 
-    eta: float = 1.0
     smoothing: float = 0.05
     initial: Any = "uniform"  # the baseline weights alpha starts from (as for method: mixture)
     sample_from: str = "current"  # current | average
     delay: int | None = None  # default: the trainer's data-loader lookahead
 
     def __post_init__(self):
-        _check_dro(self.eta, self.smoothing)
+        super().__post_init__()
         if self.sample_from not in ("current", "average"):
             raise ConfigError(f"sample_from={self.sample_from!r}: use 'current' (alpha) or 'average' (its running "
                               "mean)")
@@ -132,4 +131,5 @@ class DoReMiOnlineConfig(MethodConfig):
     def build(self, data: DataInfo, run: RunInfo) -> DoReMiOnline:
         require_tokenizer(data, "doremi_online")
         initial = resolve_weights(self.initial, data.domain_names, data.blocks_per_domain(), what="initial")
-        return DoReMiOnline(data, run, initial, self.eta, self.smoothing, self.sample_from, self.delay)
+        dro = self.dro_config(data.tokenizer.get("vocab_size"), initial_weights=initial)
+        return DoReMiOnline(data, run, initial, dro, self.sample_from, self.delay)

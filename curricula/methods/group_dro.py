@@ -92,10 +92,10 @@ class GroupDROProxy(Curriculum):
     name = "group_dro"
     needs = frozenset({"step_stats", "reference"})
 
-    def __init__(self, data: DataInfo, run: RunInfo, sampling: np.ndarray, eta: float, smoothing: float):
+    def __init__(self, data: DataInfo, run: RunInfo, sampling: np.ndarray, dro: DoReMiConfig):
         super().__init__(data, run)
         self.sampling = FixedMixture(data, run, sampling)
-        self.dro = GroupDROWeights(data.n_domains, DoReMiConfig(eta=eta, smoothing=smoothing))
+        self.dro = GroupDROWeights(data.n_domains, dro)
         self.history = WeightsHistory(data.n_domains)
 
     def epoch_steps(self) -> list[int]:
@@ -134,11 +134,37 @@ class GroupDROProxy(Curriculum):
                                      self.data.tokenizer, extra)
 
 
-def _check_dro(eta: float, smoothing: float) -> None:
-    try:
-        DoReMiConfig(eta=eta, smoothing=smoothing)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+@dataclass
+class GroupDROOptions:
+    """The Group-DRO update's settings, shared by the proxy and the one-run method. ``initial_excess`` and
+    ``average_includes_initial`` are the official code's two conventions (``initial_excess: log_vocab`` = log|V|,
+    ``average_includes_initial: true``); the defaults start unseen domains at 0 and average the updates only."""
+
+    eta: float = 1.0
+    smoothing: float = 1e-3
+    initial_excess: Any = 0.0  # a number >= 0, or "log_vocab"
+    average_includes_initial: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.initial_excess, str) and self.initial_excess != "log_vocab":
+            raise ConfigError(f"initial_excess={self.initial_excess!r}: give a number >= 0 or 'log_vocab' (log|V|, "
+                              "the official DoReMi code's start)")
+        if not isinstance(self.average_includes_initial, bool):
+            raise ConfigError(f"average_includes_initial={self.average_includes_initial!r} must be true or false")
+        self.dro_config(vocab_size=2)  # check eta, smoothing and a numeric initial_excess now, before any data work
+
+    def dro_config(self, vocab_size: int | None = None, initial_weights: np.ndarray | None = None) -> DoReMiConfig:
+        excess = self.initial_excess
+        if excess == "log_vocab":
+            if not vocab_size:
+                raise ConfigError("initial_excess: log_vocab needs the tokenizer's vocab_size in the packed data's "
+                                  "tokenizer identity; give a number instead")
+            excess = float(np.log(vocab_size))
+        try:
+            return DoReMiConfig(eta=self.eta, smoothing=self.smoothing, initial_weights=initial_weights,
+                                initial_excess=float(excess), average_includes_initial=self.average_includes_initial)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(str(err)) from None
 
 
 def require_tokenizer(data: DataInfo, method: str) -> None:
@@ -152,21 +178,18 @@ def require_tokenizer(data: DataInfo, method: str) -> None:
 
 @register("group_dro")
 @dataclass
-class GroupDROConfig(MethodConfig):
+class GroupDROConfig(GroupDROOptions, MethodConfig):
     """``method: group_dro``: DoReMi's proxy. Sampling by ``sampling`` weights (uniform in DoReMi), the loss weighted
     by the Group-DRO weights; needs reference losses (a cache from ``score_reference`` or a live reference model)."""
 
-    eta: float = 1.0
-    smoothing: float = 1e-3
     sampling: Any = "uniform"
 
-    def __post_init__(self):
-        _check_dro(self.eta, self.smoothing)
-
     def with_domain_weights(self, weights: Any) -> "GroupDROConfig":
-        return GroupDROConfig(eta=self.eta, smoothing=self.smoothing, sampling=weights)
+        import dataclasses
+
+        return dataclasses.replace(self, sampling=weights)
 
     def build(self, data: DataInfo, run: RunInfo) -> GroupDROProxy:
         require_tokenizer(data, "group_dro")
         p = resolve_weights(self.sampling, data.domain_names, data.blocks_per_domain(), what="sampling")
-        return GroupDROProxy(data, run, p, self.eta, self.smoothing)
+        return GroupDROProxy(data, run, p, self.dro_config(data.tokenizer.get("vocab_size")))

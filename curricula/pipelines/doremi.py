@@ -32,6 +32,8 @@ class DoReMiRecipe:
     stop_l1: float = 0.0  # stop iterating when the L1 change of the weights falls below this
     eta: float = 1.0
     smoothing: float = 1e-3
+    initial_excess: Any = 0.0  # official DoReMi code: log_vocab (an unseen domain's lambda starts at log|V|)
+    average_includes_initial: bool = False  # official DoReMi code: true (the initial weights are one term of the mean)
     sample_from: str = "current"  # online mode: draw from alpha (current) or its running average
     reference: str = "cached"  # cached | live
     reference_steps: int = 200
@@ -41,6 +43,11 @@ class DoReMiRecipe:
     model: dict = field(default_factory=lambda: {"n_layer": 2, "n_embd": 128, "n_head": 4})
     training: dict = field(default_factory=dict)
     max_eval_blocks: int = 512
+
+    def dro_options(self) -> dict:
+        """The Group-DRO settings the proxy (or the one-run main model) is built with."""
+        return {"eta": self.eta, "smoothing": self.smoothing, "initial_excess": self.initial_excess,
+                "average_includes_initial": self.average_includes_initial}
 
     def __post_init__(self):
         if self.mode not in MODES:

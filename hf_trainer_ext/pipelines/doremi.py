@@ -52,6 +52,14 @@ def _fingerprint(recipe: DoReMiRecipe, role: str, data: PackedData, weights, ste
             "model": recipe.model, "training": recipe.training, "max_eval_blocks": recipe.max_eval_blocks, **extra}
 
 
+def _dro_fingerprint(recipe: DoReMiRecipe) -> dict:
+    """The Group-DRO settings a finished proxy (or one-run main model) was trained with; the official-code options
+    only when set, so that runs made before they existed are still recognised."""
+    options = recipe.dro_options()
+    defaults = {"initial_excess": 0.0, "average_includes_initial": False}
+    return {k: v for k, v in options.items() if k not in defaults or v != defaults[k]}
+
+
 def _cache_ready(cache: Path, n_blocks: int, fingerprint: dict) -> bool:
     """A complete reference cache for these blocks from this reference (its meta file is written last)."""
     from hf_trainer_ext.reference import LOSSES_FILE, META_FILE
@@ -114,14 +122,14 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
         else:
             kw["reference_model"] = ref_model or AutoModelForCausalLM.from_pretrained(ref_run.out)
         if recipe.mode == "online":
-            fp = _fingerprint(recipe, "main-online", data, weights, recipe.main_steps, eta=recipe.eta,
-                              smoothing=recipe.smoothing, sample_from=recipe.sample_from)
+            fp = _fingerprint(recipe, "main-online", data, weights, recipe.main_steps, sample_from=recipe.sample_from,
+                              **_dro_fingerprint(recipe))
             main_run = PipelineRun(out_dir / "main", fp, recipe.main_steps)
             done = main_run.finished()
             if done is None:
                 main = CurriculumTrainer(
                     model=model_for_data(data.meta, seed=seed + 2000, **recipe.model), args=_args(recipe, main_run),
-                    curriculum=DoReMiOnlineConfig(eta=recipe.eta, smoothing=recipe.smoothing, initial=weights.tolist(),
+                    curriculum=DoReMiOnlineConfig(**recipe.dro_options(), initial=weights.tolist(),
                                                   sample_from=recipe.sample_from),
                     eval_dataset=evaluation, lineage=lineage, **common, **kw)
                 main.train(resume_from_checkpoint=main_run.resume())
@@ -136,13 +144,13 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             weights = new
             break
         proxy_run = PipelineRun(rd / "proxy", _fingerprint(recipe, "proxy", data, weights, recipe.proxy_steps, round=r,
-                                                           eta=recipe.eta, smoothing=recipe.smoothing,
-                                                           reference=recipe.reference), recipe.proxy_steps)
+                                                           reference=recipe.reference, **_dro_fingerprint(recipe)),
+                                recipe.proxy_steps)
         done = proxy_run.finished()
         if done is None:
             proxy = CurriculumTrainer(model=model_for_data(data.meta, seed=seed + 1000 + r, **recipe.model),
                                       args=_args(recipe, proxy_run),
-                                      curriculum=GroupDROConfig(eta=recipe.eta, smoothing=recipe.smoothing),
+                                      curriculum=GroupDROConfig(**recipe.dro_options()),
                                       lineage=lineage, **common, **kw)
             proxy.train(resume_from_checkpoint=proxy_run.resume())
             done = proxy_run.done({"weights": proxy.curriculum.dro.average.tolist()})

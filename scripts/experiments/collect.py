@@ -27,12 +27,15 @@ BEGIN, END = "<!-- experiments:begin (scripts/experiments/collect.py writes this
 
 
 SPREAD = RUNS.parent / "experiments-spread"  # the LFR check on `--cap spread` data (raw copies: lfr-spread/)
+R2 = RUNS.parent / "experiments-r2"  # round 2 (raw copies: r2/)
 
 
 def load(pattern: str) -> list[dict]:
     root = SOURCE
     if SOURCE == RUNS and pattern.startswith("lfr-spread/"):
         root, pattern = SPREAD, "lfr/" + pattern[len("lfr-spread/"):]
+    if SOURCE == RUNS and pattern.startswith("r2/"):
+        root, pattern = R2, pattern[len("r2/"):]
     return [json.loads(p.read_text()) for p in sorted(root.glob(pattern))]
 
 
@@ -40,6 +43,7 @@ def save_raw() -> None:
     """Copy each run's result.json to docs/experiments/<experiment>/<run>/result.json."""
     pairs = [(p, RAW / p.relative_to(RUNS)) for p in sorted(RUNS.glob("*/*/result.json"))]
     pairs += [(p, RAW / "lfr-spread" / p.relative_to(SPREAD / "lfr")) for p in sorted(SPREAD.glob("lfr/*/result.json"))]
+    pairs += [(p, RAW / "r2" / p.relative_to(R2)) for p in sorted(R2.glob("*/*/result.json"))]
     for path, target in pairs:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text())
@@ -381,6 +385,219 @@ def continual_section() -> str:
     return "\n".join(out)
 
 
+# ---- round 2 ----------------------------------------------------------------------------------------------------
+
+R2_VARIANTS = (("random", "random"), ("lfr", "LFR (re-select each repetition)"), ("lfr-once", "LFR (select once)"))
+
+
+def _final(r: dict) -> dict:
+    return r["evals"][-1]
+
+
+def _reach_ratio(r: dict, base: dict, key=lambda e: e["eval_loss"], offset: float = 0.0) -> float | None:
+    """How many times fewer steps ``r`` needs than ``base`` to reach ``base``'s final value (``offset``: steps that
+    ``r`` spent before its curve starts, e.g. a reference model); None if it never does."""
+    s = first_reach([e["step"] for e in r["evals"]], [key(e) for e in r["evals"]], key(_final(base)))
+    return None if s is None else base["evals"][-1]["step"] / (s + offset)
+
+
+def _ratios(xs: list[float | None]) -> str:
+    return ", ".join("never" if x is None else f"{x:.2f}×" for x in xs)
+
+
+def forgetting_section() -> str:
+    title = "### LFR where forgetting happens: 448 blocks, ≥ 8 epochs, two model sizes"
+    runs = {m: {v: load(f"r2/forgetting-{m}/{v}-seed*/result.json") for v, _ in R2_VARIANTS} for m in ("small", "large")}
+    if not any(runs[m]["random"] and runs[m]["lfr"] for m in runs):
+        return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-forgetting`).\n"
+    any_run = next(r for m in runs for v in runs[m].values() for r in v)
+    names, tps = any_run["domain_names"], any_run["tokens_per_step"]
+    out = [title, "",
+           f"{any_run['n_blocks']} blocks of 128 tokens (64 per domain, spread over every source), the `lfr` plan with "
+           f"reps={any_run['reps']} (learn, focus −50 %, review, then focus −70 % {any_run['reps']} times: 8.2 "
+           f"epoch-equivalents; {any_run['steps']} steps of {tps:,} tokens, {any_run['steps'] * tps / 1e6:.2f} M "
+           "tokens) for every variant; random = shuffled epochs for the same steps (8.6 epochs). LFR re-selects the "
+           "hardest 30 % at each repetition (today's `lfr` plan); LFR-once selects them once and trains that set for "
+           "every repetition (`reselect: false`, the third-party implementation's reading). Models: small = GPT-2 "
+           "2×128 (1.5 M non-embedding parameters), large = 4×256 (3.2 M). Validation every 20 steps on 350 "
+           "held-out blocks; n = seeds.", ""]
+    rows, notes, fates_rows = [], [], []
+    for m in ("small", "large"):
+        rnd = runs[m]["random"]
+        if not rnd:
+            continue
+        by_seed = {r["seed"]: r for r in rnd}
+        for v, label in R2_VARIANTS:
+            rs = runs[m][v]
+            if not rs:
+                continue
+            fin = [_final(r) for r in rs]
+            train_last = [r["train_losses"][-1][1] for r in rs if r.get("train_losses")]
+            row = [f"{m}: {label}", str(len(rs)), ms([e["eval_loss"] for e in fin]), ms(train_last),
+                   ms([e["eval_ppl_worst"] for e in fin], ".1f")]
+            if v == "random":
+                row += ["", ""]
+            else:
+                pairs = [(r, by_seed[r["seed"]]) for r in rs if r["seed"] in by_seed]
+                d = [_final(a)["eval_loss"] - _final(b)["eval_loss"] for a, b in pairs]
+                row += [ms(d, "+.3f"), _ratios([_reach_ratio(a, b) for a, b in pairs])]
+            rows.append(row)
+            if v != "random" and all("fates" in r for r in rs):
+                f = [r["fates"] for r in rs]
+                fates_rows.append([f"{m}: {label}", ms([x["fractions"]["learned"] * 100 for x in f], ".1f"),
+                                   ms([x["fractions"]["unlearned"] * 100 for x in f], ".1f"),
+                                   ms([x["fractions"]["forgotten"] * 100 for x in f], ".1f"),
+                                   ms([x["forgotten_multiple_share"] * 100 for x in f], ".1f")])
+        once, again = runs[m]["lfr-once"], {r["seed"]: r for r in runs[m]["lfr"]}
+        d = [_final(r)["eval_loss"] - _final(again[r["seed"]])["eval_loss"] for r in once if r["seed"] in again]
+        if d:
+            notes.append(f"{m}: LFR-once − LFR (re-select), paired: {ms(d, '+.3f')} "
+                         f"(per seed: {', '.join(f'{x:+.3f}' for x in d)})")
+    out += ["Final validation loss, last logged training loss (the gap shows how much of the set is memorised), "
+            "worst-domain perplexity; paired by seed against random: the loss difference and how many times fewer "
+            "tokens the variant needs to reach random's final validation loss:", "",
+            table(["model: variant", "n", "val loss", "train loss", "worst ppl", "Δ val loss vs random",
+                   "speed-up to random's final loss (per seed)"], rows), ""]
+    if notes:
+        out += ["The two readings of the repeated focus: " + "; ".join(notes) + ".", ""]
+    if fates_rows:
+        out += ["Block fates from the perplexities recorded in the training forward passes (% of blocks; the LFR "
+                "paper: 25 % forgotten at least once, 82 % of those more than once):", "",
+                table(["model: variant", "learned %", "unlearned %", "forgotten %", "forgotten > 1× (% of forgotten)"],
+                      fates_rows), ""]
+    per_domain = []
+    for m in ("small", "large"):
+        for v, label in R2_VARIANTS:
+            rs = runs[m][v]
+            if rs:
+                per_domain.append([f"{m}: {label}"] + [ms([domain_loss(_final(r), d) for r in rs]) for d in names])
+    out += ["Final validation loss per domain:", "", table(["model: variant", *names], per_domain), ""]
+
+    def draw(fig):
+        axes = fig.subplots(1, 2)
+        for ax, m in zip(axes, ("small", "large")):
+            for (v, label), c in zip(R2_VARIANTS, ("C0", "C3", "C2")):
+                rs = runs[m][v]
+                if rs:
+                    band(ax, [([e["step"] * tps / 1e6 for e in r["evals"]], [e["eval_loss"] for e in r["evals"]])
+                              for r in rs], label, c)
+            ax.set_title(f"{m} model: validation loss")
+            ax.set_xlabel("training tokens (M)")
+            ax.set_ylabel("validation loss")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+
+    fig = figure(FIG / "exp_r2_forgetting.png", draw, (11, 4))
+    all_runs = [r for m in runs for v in runs[m].values() for r in v]
+    out += [f"![LFR where forgetting happens]({fig})", "", commands(all_runs), ""]
+    return "\n".join(out)
+
+
+R2_MAINS = (("uniform_B", "uniform, B main steps"), ("doremi_3run", "DoReMi, 3 runs (reference B + proxy B + main B)"),
+            ("uniform_3B", "uniform, 3B main steps"), ("doremi_1run", "DoReMi, one run (reference B + main 2B)"))
+R2_COMPOSE = (("random", "random (uniform shuffle)"), ("doremi_mixture", "DoReMi mixture"), ("lfr", "LFR"),
+              ("lfr_over_doremi", "LFR over the DoReMi mixture"))
+
+
+def doremi_r2_section() -> str:
+    title = "### DoReMi in one run vs three runs vs uniform at equal compute; LFR over DoReMi weights"
+    rs = load("r2/doremi/seed*/result.json")
+    if not rs:
+        return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-doremi`).\n"
+    names, B, tps = rs[0]["domain_names"], rs[0]["budget"], rs[0]["tokens_per_step"]
+    out = [title, "",
+           f"{len(rs)} seeds; the seven English domains ({rs[0]['packed'].rsplit('/', 1)[-1]}: 2,000 blocks per "
+           f"domain), GPT-2 2×128. B = {B} steps of {tps:,} tokens. Compute is counted in steps of the same model: "
+           "the 3-run pipeline spends B on the reference, B on the proxy and B on the main model; the one-run "
+           "method spends the same reference's B and 2B on one main run whose own excess loss drives its sampling "
+           f"(smoothing {rs[0]['smoothing_online']}); uniform spends all 3B on the main model. Average = mean over "
+           "domains of the log perplexity; worst = the worst domain's perplexity. Validation every 50 steps.", ""]
+    rows = []
+    base = {r["seed"]: r["mains"]["uniform_3B"] for r in rs}
+    for key, label in R2_MAINS:
+        fin = [_final(r["mains"][key]) for r in rs]
+        avg = [avg_loss(e, names) for e in fin]
+        d_avg = [avg_loss(_final(r["mains"][key]), names) - avg_loss(_final(base[r["seed"]]), names) for r in rs]
+        d_worst = [_final(r["mains"][key])["eval_ppl_worst"] - _final(base[r["seed"]])["eval_ppl_worst"] for r in rs]
+        offset = {"doremi_3run": 2 * B, "doremi_1run": B}.get(key, 0)
+        reach = [_reach_ratio(r["mains"][key], base[r["seed"]], lambda e: avg_loss(e, names), offset) for r in rs]
+        rows.append([label, ms([e["eval_loss"] for e in fin]), ms(avg), ms([e["eval_ppl_worst"] for e in fin], ".1f"),
+                     "" if key == "uniform_3B" else ms(d_avg, "+.3f"),
+                     "" if key == "uniform_3B" else ms(d_worst, "+.1f"),
+                     "" if key == "uniform_3B" else _ratios(reach)])
+    out += ["Final validation loss; paired by seed against uniform at 3B (equal total compute): differences, and "
+            "how many times less total compute (steps, counting the reference and proxy) reaches uniform-3B's final "
+            "average loss:", "",
+            table(["main model", "val loss", "average log-ppl", "worst ppl", "Δ average vs uniform 3B",
+                   "Δ worst ppl vs uniform 3B", "compute ratio to uniform 3B's final average (per seed)"], rows), ""]
+    w3 = np.array([r["weights"] for r in rs])
+    w1 = np.array([r["mains"]["doremi_1run"]["weights_average"] for r in rs])
+    out += ["Weights found (mean over seeds; the 3-run pipeline's averaged proxy weights, the one-run method's "
+            "running average):", "",
+            table(["", *names], [["3 runs", *[f"{x:.3f}" for x in w3.mean(0)]],
+                                 ["one run", *[f"{x:.3f}" for x in w1.mean(0)]]]), ""]
+    crs = [r for r in rs if r.get("compose")]
+    if crs:
+        c0 = crs[0]["compose"]
+        out += [f"**Composition.** On {crs[0]['compose_packed'].rsplit('/', 1)[-1]} (512 blocks per domain, spread "
+                f"over every source), each seed's 3-run DoReMi weights; every variant trains {c0['lfr']['steps']} "
+                "steps (the LFR plan's) from the same init:", ""]
+        cb = {r["seed"]: r["compose"]["random"] for r in crs}
+        rows = []
+        for key, label in R2_COMPOSE:
+            fin = [_final(r["compose"][key]) for r in crs]
+            d = [_final(r["compose"][key])["eval_loss"] - _final(cb[r["seed"]])["eval_loss"] for r in crs]
+            rows.append([label, ms([e["eval_loss"] for e in fin]), ms([avg_loss(e, names) for e in fin]),
+                         ms([e["eval_ppl_worst"] for e in fin], ".1f"), "" if key == "random" else ms(d, "+.3f")])
+        out += [table(["variant", "val loss", "average log-ppl", "worst ppl", "Δ val loss vs random"], rows), ""]
+        for other in ("lfr", "doremi_mixture"):
+            d = [_final(r["compose"]["lfr_over_doremi"])["eval_loss"] - _final(r["compose"][other])["eval_loss"]
+                 for r in crs]
+            out.append(f"LFR over DoReMi − {dict(R2_COMPOSE)[other]}, paired: {ms(d, '+.3f')} "
+                       f"(per seed: {', '.join(f'{x:+.3f}' for x in d)}).")
+        out.append("")
+
+    def draw(fig):
+        ax1, ax2 = fig.subplots(1, 2)
+        for (key, label), c in zip(R2_MAINS, ("C7", "C1", "C0", "C3")):
+            offset = {"doremi_3run": 2 * B, "doremi_1run": B}.get(key, 0)
+            band(ax1, [([(e["step"] + offset) for e in r["mains"][key]["evals"]],
+                        [avg_loss(e, names) for e in r["mains"][key]["evals"]]) for r in rs], label, c)
+        ax1.set_xlabel("total steps (reference and proxy included)")
+        ax1.set_ylabel("average log-perplexity")
+        ax1.set_title("equal compute")
+        ax1.grid(alpha=0.3)
+        ax1.legend(fontsize=7)
+        for (key, label), c in zip(R2_COMPOSE, ("C0", "C1", "C3", "C2")):
+            if crs:
+                band(ax2, [([e["step"] for e in r["compose"][key]["evals"]],
+                            [e["eval_loss"] for e in r["compose"][key]["evals"]]) for r in crs], label, c)
+        ax2.set_xlabel("steps")
+        ax2.set_ylabel("validation loss")
+        ax2.set_title("composition")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=7)
+
+    fig = figure(FIG / "exp_r2_doremi.png", draw, (11, 4))
+    out += [f"![DoReMi round 2]({fig})", "", commands(rs), ""]
+    return "\n".join(out)
+
+
+def round2_part() -> str:
+    return "\n".join(["## Evidence, round 2: each method where its premise holds", "",
+                      "Produced by `python scripts/experiments/prepare.py && python scripts/experiments/run_all.py "
+                      "--only r2` (then `python scripts/experiments/collect.py`); the same hardware, tokenizer, "
+                      "batch and optimizer as round 1. " + r2_hardware_line(), "",
+                      forgetting_section(), doremi_r2_section()])
+
+
+def r2_hardware_line() -> str:
+    rs = load("r2/*/*/result.json")
+    if not rs:
+        return ""
+    return f"HEAD when the runs finished: {', '.join(sorted({r['commit'] for r in rs}))}."
+
+
 def hardware_line() -> str:
     rs = load("*/*/result.json") + (load("lfr-spread/*/result.json") if SOURCE == RUNS else [])
     if not rs:
@@ -395,7 +612,7 @@ def hardware_line() -> str:
 
 def main() -> None:
     global SOURCE
-    if any(RUNS.glob("*/*/result.json")):
+    if any(RUNS.glob("*/*/result.json")) or any(R2.glob("*/*/result.json")):
         save_raw()
     else:  # a fresh clone: rebuild the tables from the committed copies
         SOURCE = RAW
@@ -428,7 +645,8 @@ def page_part() -> str:
         "keeps N blocks spread over every source.", "",
         lfr_section(), doremi_section(), continual_section(),
         lfr_section("lfr-spread", "Check: LFR vs random on blocks from every source (`--cap spread`)",
-                    "exp_lfr_vs_random_spread.png", "512 per domain, evenly spaced over all of it")])
+                    "exp_lfr_vs_random_spread.png", "512 per domain, evenly spaced over all of it"),
+        round2_part()])
 
 
 if __name__ == "__main__":

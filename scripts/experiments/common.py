@@ -26,8 +26,10 @@ PACKED = {  # name -> (corpus, max blocks per domain, which blocks: curricula pa
     "en-cap2000": ("data/corpus/en", 2000, "first"),  # DoReMi and continual D0: 14,000 blocks
     "de-cap5000": ("data/corpus/de", 5000, "first"),  # continual D1
     "en-cap512-spread": ("data/corpus/en", 512, "spread"),  # the LFR check on blocks from every source
+    "en-cap64-spread": ("data/corpus/en", 64, "spread"),  # round 2, LFR where forgetting happens: 448 blocks
 }
 MODEL = {"n_layer": 2, "n_embd": 128, "n_head": 4}
+MODELS = {"small": MODEL, "large": {"n_layer": 4, "n_embd": 256, "n_head": 4}}  # 1.5 M / 3.2 M non-embedding
 BATCH = 16
 BLOCK = 128
 TRAINING = {  # TrainingArguments every run shares (the LR schedule: 5 % warmup, cosine)

@@ -2,10 +2,13 @@
 
     python scripts/experiments/lfr_vs_random.py --variant lfr --seed 0
     python scripts/experiments/lfr_vs_random.py --variant random --seed 0
+    python scripts/experiments/lfr_vs_random.py --variant lfr-once --seed 0 --packed en-cap64-spread --reps 19 \
+        --model large --eval-every 20 --out runs/experiments-r2/forgetting-large     # round 2: where forgetting happens
 
 LFR runs the bundled ``lfr`` plan (learn 1 epoch; focus on the 50 % hardest blocks; review; focus on the 30 % hardest,
-``--reps`` times). ``random`` trains on uniformly shuffled epochs for exactly as many optimizer steps as the plan has,
-with the same model init, LR schedule and evaluation points. Both record validation loss (overall and per domain)
+``--reps`` times, each repetition re-deciding its set); ``lfr-once`` selects that set once and trains it for every
+repetition (``reselect: false``, the third-party implementation's reading). ``random`` trains on uniformly shuffled
+epochs for exactly as many optimizer steps as the plan has, with the same model init, LR schedule and evaluation points. Both record validation loss (overall and per domain)
 every 50 steps; LFR also records every block's loss, from which its block fates are classified.
 Writes ``runs/experiments/lfr/<variant>-seed<S>/result.json``.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (BATCH, EVAL_BLOCKS, EVAL_EVERY, MODEL, RUNS, TRAINING, eval_history, merge_evals,  # noqa: E402
+from common import (BATCH, EVAL_BLOCKS, EVAL_EVERY, MODELS, RUNS, TRAINING, eval_history, merge_evals,  # noqa: E402
                     packed, setup, write_result)
 
 
@@ -34,10 +37,12 @@ def plan_steps(n_blocks: int, reps: int) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variant", choices=["lfr", "random"], required=True)
+    ap.add_argument("--variant", choices=["lfr", "lfr-once", "random"], required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reps", type=int, default=2, help="repetitions of the last focus phase")
     ap.add_argument("--packed", default="en-cap512")
+    ap.add_argument("--model", choices=sorted(MODELS), default="small")
+    ap.add_argument("--eval-every", type=int, default=EVAL_EVERY, help="optimizer steps between evaluations")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(RUNS / "lfr"))
     a = ap.parse_args()
@@ -55,23 +60,26 @@ def main() -> None:
     evaluation = per_domain_subset(load_blocks(data, "validation"), EVAL_BLOCKS)
     steps = plan_steps(len(train), a.reps)
     out = Path(a.out) / f"{a.variant}-seed{a.seed}"
-    kw = dict(TRAINING, output_dir=str(out), seed=a.seed, eval_strategy="steps", eval_steps=EVAL_EVERY)
-    if a.variant == "lfr":
-        args = CurriculumTrainingArguments(curriculum="lfr", curriculum_params={"reps": a.reps}, **kw)
+    kw = dict(TRAINING, output_dir=str(out), seed=a.seed, eval_strategy="steps", eval_steps=a.eval_every)
+    if a.variant != "random":
+        params = {"reps": a.reps, "reselect": a.variant == "lfr"}
+        args = CurriculumTrainingArguments(curriculum="lfr", curriculum_params=params, **kw)
     else:
         args = CurriculumTrainingArguments(max_steps=steps, **kw)  # block losses logged too: equal overhead
-    model = model_for_data(meta, seed=a.seed, **MODEL)
+    model = model_for_data(meta, seed=a.seed, **MODELS[a.model])
     trainer = CurriculumTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                                 domain_names=meta["domain_names"])
     trainer.train()
-    if trainer.state.global_step % EVAL_EVERY:
+    if trainer.state.global_step % a.eval_every:
         trainer.evaluate()
     if trainer.state.global_step != steps:
         raise RuntimeError(f"{a.variant} ran {trainer.state.global_step} steps, the plan has {steps}")
     result = {"experiment": "lfr_vs_random", "variant": a.variant, "seed": a.seed, "reps": a.reps,
+              "model": a.model, "model_config": MODELS[a.model],
               "packed": str(data), "n_blocks": len(train), "steps": steps, "tokens_per_step": BATCH * meta["block_size"],
-              "domain_names": meta["domain_names"], "evals": merge_evals(eval_history(trainer.state.log_history))}
-    if a.variant == "lfr":
+              "domain_names": meta["domain_names"], "evals": merge_evals(eval_history(trainer.state.log_history)),
+              "train_losses": [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h]}
+    if a.variant != "random":
         from curricula.analysis import analyze_run
 
         summary = analyze_run(out)

@@ -2,7 +2,8 @@
 collect them into docs/results.md.
 
     python scripts/experiments/prepare.py            # once: tokenizer + packed data (~2 min)
-    python scripts/experiments/run_all.py            # ~95 min on 2 cores
+    python scripts/experiments/run_all.py            # round 1: ~95 min on 2 cores
+    python scripts/experiments/run_all.py --only r2  # round 2: ~80 min on 2 cores
     python scripts/experiments/collect.py            # tables and plots (run_all does this at the end)
 
 Each run logs to ``runs/experiments/logs/<job>.log``; a crashed run leaves no result and is redone by the next call.
@@ -45,7 +46,26 @@ def jobs(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
         out += [(f"lfr-spread-{v}-seed{s}", ["lfr_vs_random.py", "--variant", v, "--seed", str(s), "--packed",
                                              "en-cap512-spread", "--out", str(spread)], spread / f"{v}-seed{s}")
                 for v in ("lfr", "random")]
-    return [(n, argv, d / "result.json") for n, argv, d in out]
+    return [(n, argv, d / "result.json") for n, argv, d in out + round2(seeds)]
+
+
+R2 = RUNS.parent / "experiments-r2"
+FORGETTING_REPS = 19  # the last focus repeated: 8.2 epoch-equivalents of the 448 blocks for LFR, 8.6 for random
+
+
+def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
+    """Round 2 (job names start with r2-): LFR where forgetting happens, on 448 blocks from every source, for two
+    model sizes; DoReMi in one run vs three runs vs uniform at equal compute, and LFR over the DoReMi weights."""
+    out = []
+    for s in seeds:
+        out.append((f"r2-doremi-seed{s}", ["doremi_round2.py", "--seed", str(s)], R2 / "doremi" / f"seed{s}"))
+        for model in ("small", "large"):
+            folder = R2 / f"forgetting-{model}"
+            out += [(f"r2-forgetting-{model}-{v}-seed{s}",
+                     ["lfr_vs_random.py", "--variant", v, "--seed", str(s), "--packed", "en-cap64-spread", "--reps",
+                      str(FORGETTING_REPS), "--model", model, "--eval-every", "20", "--out", str(folder)],
+                     folder / f"{v}-seed{s}") for v in ("random", "lfr", "lfr-once")]
+    return out
 
 
 def run(job: tuple[str, list[str], Path]) -> tuple[str, int, float]:
