@@ -50,7 +50,7 @@ def test_lfr_recipe_reps2_expands_to_the_paper_schedule():
 
 def test_lfr_reps5_recipe_and_keyword_override_agree():
     five = Plan.from_recipe("lfr_reps5")
-    assert five.params == {"reps": 5} and five.n_epochs == 8
+    assert five.params == {"reps": 5, "reselect": True} and five.n_epochs == 8
     assert five.blocks_per_epoch(1000) == [1000, 500, 1000] + [300] * 5
     assert Plan.from_recipe("lfr", reps=5).phases == five.phases
     assert Plan.from_recipe("lfr_reps5", reps=2).phases == Plan.from_recipe("lfr").phases
