@@ -495,8 +495,7 @@ def forgetting_section() -> str:
 
 R2_MAINS = (("uniform_B", "uniform, B main steps"), ("doremi_3run", "DoReMi, 3 runs (reference B + proxy B + main B)"),
             ("uniform_3B", "uniform, 3B main steps"), ("doremi_1run", "DoReMi, one run (reference B + main 2B)"))
-R2_COMPOSE = (("random", "random (uniform shuffle)"), ("doremi_mixture", "DoReMi mixture"), ("lfr", "LFR"),
-              ("lfr_over_doremi", "LFR over the DoReMi mixture"))
+R2_COMPOSE = (("doremi_mixture", "DoReMi mixture"), ("lfr", "LFR"), ("lfr_over_doremi", "LFR over the DoReMi mixture"))
 
 
 def doremi_r2_section() -> str:
@@ -542,14 +541,12 @@ def doremi_r2_section() -> str:
         out += [f"**Composition.** On {crs[0]['compose_packed'].rsplit('/', 1)[-1]} (512 blocks per domain, spread "
                 f"over every source), each seed's 3-run DoReMi weights; every variant trains {c0['lfr']['steps']} "
                 "steps (the LFR plan's) from the same init:", ""]
-        cb = {r["seed"]: r["compose"]["random"] for r in crs}
         rows = []
         for key, label in R2_COMPOSE:
             fin = [_final(r["compose"][key]) for r in crs]
-            d = [_final(r["compose"][key])["eval_loss"] - _final(cb[r["seed"]])["eval_loss"] for r in crs]
             rows.append([label, ms([e["eval_loss"] for e in fin]), ms([avg_loss(e, names) for e in fin]),
-                         ms([e["eval_ppl_worst"] for e in fin], ".1f"), "" if key == "random" else ms(d, "+.3f")])
-        out += [table(["variant", "val loss", "average log-ppl", "worst ppl", "Δ val loss vs random"], rows), ""]
+                         ms([e["eval_ppl_worst"] for e in fin], ".1f")])
+        out += [table(["variant", "val loss", "average log-ppl", "worst ppl"], rows), ""]
         for other in ("lfr", "doremi_mixture"):
             d = [_final(r["compose"]["lfr_over_doremi"])["eval_loss"] - _final(r["compose"][other])["eval_loss"]
                  for r in crs]
@@ -568,7 +565,7 @@ def doremi_r2_section() -> str:
         ax1.set_title("equal compute")
         ax1.grid(alpha=0.3)
         ax1.legend(fontsize=7)
-        for (key, label), c in zip(R2_COMPOSE, ("C0", "C1", "C3", "C2")):
+        for (key, label), c in zip(R2_COMPOSE, ("C1", "C3", "C2")):
             if crs:
                 band(ax2, [([e["step"] for e in r["compose"][key]["evals"]],
                             [e["eval_loss"] for e in r["compose"][key]["evals"]]) for r in crs], label, c)

@@ -13,7 +13,7 @@ Compute is counted in optimizer steps of the same model size and batch (B = ``--
 
 Then, on the ``--compose-packed`` data (blocks from every source), with the 3-run pipeline's weights: the LFR plan
 alone, the fixed DoReMi mixture alone, and LFR over the DoReMi mixture (``lfr_doremi``'s semantics), at the plan's
-number of steps. Every main model starts from the same init and is evaluated every 50 steps.
+number of steps (LFR vs random on this data and these seeds is round 1's ``--cap spread`` check). Every main model starts from the same init and is evaluated every 50 steps.
 Writes ``runs/experiments-r2/doremi/seed<S>/result.json``.
 """
 
@@ -108,7 +108,6 @@ def main() -> None:
                                  args={"curriculum": "lfr", "domain_weights": mixture}),
         "doremi_mixture": train("compose-doremi", cblocks, ceval, cmeta["domain_names"],
                                 args={"max_steps": lfr["steps"], "domain_weights": weights}),
-        "random": train("compose-random", cblocks, ceval, cmeta["domain_names"], args={"max_steps": lfr["steps"]}),
     }
     result = {"experiment": "doremi_round2", "seed": a.seed, "budget": B, "packed": str(data),
               "compose_packed": str(cdata), "smoothing_online": a.smoothing_online,

@@ -2,8 +2,9 @@
 
     python scripts/experiments/lfr_vs_random.py --variant lfr --seed 0
     python scripts/experiments/lfr_vs_random.py --variant random --seed 0
-    python scripts/experiments/lfr_vs_random.py --variant lfr-once --seed 0 --packed en-cap64-spread --reps 19 \
-        --model large --eval-every 20 --out runs/experiments-r2/forgetting-large     # round 2: where forgetting happens
+    python scripts/experiments/lfr_vs_random.py --variant lfr-once --seed 0 --packed en-cap64-spread \
+        --plan scripts/experiments/plans/lfr_forgetting.yaml --plan-params '{"learn": 4, "cycles": 14, "reps": 5}' \
+        --eval-every 25 --out runs/experiments-r2/forgetting-long      # round 2: where forgetting happens
 
 LFR runs the bundled ``lfr`` plan (learn 1 epoch; focus on the 50 % hardest blocks; review; focus on the 30 % hardest,
 ``--reps`` times, each repetition re-deciding its set); ``lfr-once`` selects that set once and trains it for every
@@ -16,6 +17,7 @@ Writes ``runs/experiments/lfr/<variant>-seed<S>/result.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -27,11 +29,14 @@ from common import (BATCH, EVAL_BLOCKS, EVAL_EVERY, MODELS, RUNS, TRAINING, eval
                     packed, setup, write_result)
 
 
-def plan_steps(n_blocks: int, reps: int) -> int:
-    """Optimizer steps of the LFR plan over ``n_blocks`` (each plan epoch is rounded up to whole batches)."""
+def load_plan(plan: str, params: dict):
     from curricula.curriculum.plan import Plan
 
-    plan = Plan.from_recipe("lfr", reps=reps)
+    return Plan.from_yaml(plan, **params) if plan.endswith(".yaml") else Plan.from_recipe(plan, **params)
+
+
+def plan_steps(n_blocks: int, plan) -> int:
+    """Optimizer steps of the LFR plan over ``n_blocks`` (each plan epoch is rounded up to whole batches)."""
     return sum(max(1, math.ceil(b / BATCH)) for b in plan.blocks_per_epoch(n_blocks))
 
 
@@ -39,7 +44,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", choices=["lfr", "lfr-once", "random"], required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reps", type=int, default=2, help="repetitions of the last focus phase")
+    ap.add_argument("--reps", type=int, default=2, help="repetitions of the last focus phase (the lfr plan)")
+    ap.add_argument("--plan", default="lfr", help="a bundled plan name or a plan YAML file")
+    ap.add_argument("--plan-params", type=json.loads, default=None,
+                    help='the plan\'s parameters as JSON (default: {"reps": REPS})')
     ap.add_argument("--packed", default="en-cap512")
     ap.add_argument("--model", choices=sorted(MODELS), default="small")
     ap.add_argument("--eval-every", type=int, default=EVAL_EVERY, help="optimizer steps between evaluations")
@@ -58,12 +66,15 @@ def main() -> None:
     meta = read_meta(data)
     train = load_blocks(data, "train")
     evaluation = per_domain_subset(load_blocks(data, "validation"), EVAL_BLOCKS)
-    steps = plan_steps(len(train), a.reps)
+    params = dict(a.plan_params if a.plan_params is not None else {"reps": a.reps})
+    if a.variant != "random":
+        params["reselect"] = a.variant == "lfr"
+    plan = load_plan(a.plan, params)
+    steps = plan_steps(len(train), plan)
     out = Path(a.out) / f"{a.variant}-seed{a.seed}"
     kw = dict(TRAINING, output_dir=str(out), seed=a.seed, eval_strategy="steps", eval_steps=a.eval_every)
     if a.variant != "random":
-        params = {"reps": a.reps, "reselect": a.variant == "lfr"}
-        args = CurriculumTrainingArguments(curriculum="lfr", curriculum_params=params, **kw)
+        args = CurriculumTrainingArguments(curriculum=a.plan, curriculum_params=params, **kw)
     else:
         args = CurriculumTrainingArguments(max_steps=steps, **kw)  # block losses logged too: equal overhead
     model = model_for_data(meta, seed=a.seed, **MODELS[a.model])
@@ -74,7 +85,8 @@ def main() -> None:
         trainer.evaluate()
     if trainer.state.global_step != steps:
         raise RuntimeError(f"{a.variant} ran {trainer.state.global_step} steps, the plan has {steps}")
-    result = {"experiment": "lfr_vs_random", "variant": a.variant, "seed": a.seed, "reps": a.reps,
+    result = {"experiment": "lfr_vs_random", "variant": a.variant, "seed": a.seed, "reps": params.get("reps"),
+              "plan": plan.to_dict(), "epoch_equivalents": sum(plan.blocks_per_epoch(len(train))) / len(train),
               "model": a.model, "model_config": MODELS[a.model],
               "packed": str(data), "n_blocks": len(train), "steps": steps, "tokens_per_step": BATCH * meta["block_size"],
               "domain_names": meta["domain_names"], "evals": merge_evals(eval_history(trainer.state.log_history)),

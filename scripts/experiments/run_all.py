@@ -50,21 +50,25 @@ def jobs(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
 
 
 R2 = RUNS.parent / "experiments-r2"
-FORGETTING_REPS = 19  # the last focus repeated: 8.2 epoch-equivalents of the 448 blocks for LFR, 8.6 for random
+FORGETTING_PLAN = "scripts/experiments/plans/lfr_forgetting.yaml"
+FORGETTING = {  # the same 448 blocks, ~9 and ~26 epoch-equivalents
+    "short": '{"learn": 2, "cycles": 4, "reps": 3}',
+    "long": '{"learn": 4, "cycles": 14, "reps": 5}',
+}
 
 
 def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
-    """Round 2 (job names start with r2-): LFR where forgetting happens, on 448 blocks from every source, for two
-    model sizes; DoReMi in one run vs three runs vs uniform at equal compute, and LFR over the DoReMi weights."""
+    """Round 2 (job names start with r2-): LFR where forgetting happens, on 448 blocks from every source, at two run
+    lengths; DoReMi in one run vs three runs vs uniform at equal compute, and LFR over the DoReMi weights."""
     out = []
     for s in seeds:
-        out.append((f"r2-doremi-seed{s}", ["doremi_round2.py", "--seed", str(s)], R2 / "doremi" / f"seed{s}"))
-        for model in ("small", "large"):
-            folder = R2 / f"forgetting-{model}"
-            out += [(f"r2-forgetting-{model}-{v}-seed{s}",
-                     ["lfr_vs_random.py", "--variant", v, "--seed", str(s), "--packed", "en-cap64-spread", "--reps",
-                      str(FORGETTING_REPS), "--model", model, "--eval-every", "20", "--out", str(folder)],
+        for length, params in FORGETTING.items():
+            folder = R2 / f"forgetting-{length}"
+            out += [(f"r2-forgetting-{length}-{v}-seed{s}",
+                     ["lfr_vs_random.py", "--variant", v, "--seed", str(s), "--packed", "en-cap64-spread", "--plan",
+                      FORGETTING_PLAN, "--plan-params", params, "--eval-every", "25", "--out", str(folder)],
                      folder / f"{v}-seed{s}") for v in ("random", "lfr", "lfr-once")]
+        out.append((f"r2-doremi-seed{s}", ["doremi_round2.py", "--seed", str(s)], R2 / "doremi" / f"seed{s}"))
     return out
 
 
