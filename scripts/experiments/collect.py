@@ -387,6 +387,7 @@ def continual_section() -> str:
 
 # ---- round 2 ----------------------------------------------------------------------------------------------------
 
+LENGTHS = ("short", "long")
 R2_VARIANTS = (("random", "random"), ("lfr", "LFR (re-select each repetition)"), ("lfr-once", "LFR (select once)"))
 
 
@@ -406,23 +407,30 @@ def _ratios(xs: list[float | None]) -> str:
 
 
 def forgetting_section() -> str:
-    title = "### LFR where forgetting happens: 448 blocks, ≥ 8 epochs, two model sizes"
-    runs = {m: {v: load(f"r2/forgetting-{m}/{v}-seed*/result.json") for v, _ in R2_VARIANTS} for m in ("small", "large")}
+    title = "### LFR where forgetting happens: 448 blocks, ~9 and ~26 epochs"
+    runs = {m: {v: load(f"r2/forgetting-{m}/{v}-seed*/result.json") for v, _ in R2_VARIANTS} for m in LENGTHS}
     if not any(runs[m]["random"] and runs[m]["lfr"] for m in runs):
         return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-forgetting`).\n"
     any_run = next(r for m in runs for v in runs[m].values() for r in v)
     names, tps = any_run["domain_names"], any_run["tokens_per_step"]
+    plans = []
+    for m in LENGTHS:
+        r = next((r for v in ("lfr", "lfr-once") for r in runs[m][v]), None)
+        if r is not None:
+            p = r["plan"]["params"]
+            plans.append(f"**{m}**: learn {p['learn']} epochs, {p['cycles']} × (focus −50 %, review), focus −70 % "
+                         f"{p['reps']} times = {r['epoch_equivalents']:.1f} epoch-equivalents, {r['steps']} steps "
+                         f"({r['steps'] * tps / 1e6:.2f} M tokens)")
     out = [title, "",
-           f"{any_run['n_blocks']} blocks of 128 tokens (64 per domain, spread over every source), the `lfr` plan with "
-           f"reps={any_run['reps']} (learn, focus −50 %, review, then focus −70 % {any_run['reps']} times: 8.2 "
-           f"epoch-equivalents; {any_run['steps']} steps of {tps:,} tokens, {any_run['steps'] * tps / 1e6:.2f} M "
-           "tokens) for every variant; random = shuffled epochs for the same steps (8.6 epochs). LFR re-selects the "
-           "hardest 30 % at each repetition (today's `lfr` plan); LFR-once selects them once and trains that set for "
-           "every repetition (`reselect: false`, the third-party implementation's reading). Models: small = GPT-2 "
-           "2×128 (1.5 M non-embedding parameters), large = 4×256 (3.2 M). Validation every 20 steps on 350 "
-           "held-out blocks; n = seeds.", ""]
+           f"{any_run['n_blocks']} blocks of 128 tokens (64 per domain, spread over every source; "
+           "`scripts/experiments/plans/lfr_forgetting.yaml`), GPT-2 2×128, the same LR schedule and init for every "
+           "variant of a seed. Plans: " + "; ".join(plans) + ". Random = shuffled epochs for the same steps. LFR "
+           "re-selects the hardest 30 % at each repetition of the last focus (the bundled plans' reading); LFR-once "
+           "selects them once and trains that set for every repetition (`reselect: false`, the third-party "
+           "implementation's reading). The one thing varied is the run length (epochs over the same blocks). "
+           "Validation every 25 steps on 350 held-out blocks; n = seeds.", ""]
     rows, notes, fates_rows = [], [], []
-    for m in ("small", "large"):
+    for m in LENGTHS:
         rnd = runs[m]["random"]
         if not rnd:
             continue
@@ -456,32 +464,32 @@ def forgetting_section() -> str:
     out += ["Final validation loss, last logged training loss (the gap shows how much of the set is memorised), "
             "worst-domain perplexity; paired by seed against random: the loss difference and how many times fewer "
             "tokens the variant needs to reach random's final validation loss:", "",
-            table(["model: variant", "n", "val loss", "train loss", "worst ppl", "Δ val loss vs random",
+            table(["run: variant", "n", "val loss", "train loss", "worst ppl", "Δ val loss vs random",
                    "speed-up to random's final loss (per seed)"], rows), ""]
     if notes:
         out += ["The two readings of the repeated focus: " + "; ".join(notes) + ".", ""]
     if fates_rows:
         out += ["Block fates from the perplexities recorded in the training forward passes (% of blocks; the LFR "
                 "paper: 25 % forgotten at least once, 82 % of those more than once):", "",
-                table(["model: variant", "learned %", "unlearned %", "forgotten %", "forgotten > 1× (% of forgotten)"],
+                table(["run: variant", "learned %", "unlearned %", "forgotten %", "forgotten > 1× (% of forgotten)"],
                       fates_rows), ""]
     per_domain = []
-    for m in ("small", "large"):
+    for m in LENGTHS:
         for v, label in R2_VARIANTS:
             rs = runs[m][v]
             if rs:
                 per_domain.append([f"{m}: {label}"] + [ms([domain_loss(_final(r), d) for r in rs]) for d in names])
-    out += ["Final validation loss per domain:", "", table(["model: variant", *names], per_domain), ""]
+    out += ["Final validation loss per domain:", "", table(["run: variant", *names], per_domain), ""]
 
     def draw(fig):
         axes = fig.subplots(1, 2)
-        for ax, m in zip(axes, ("small", "large")):
+        for ax, m in zip(axes, LENGTHS):
             for (v, label), c in zip(R2_VARIANTS, ("C0", "C3", "C2")):
                 rs = runs[m][v]
                 if rs:
                     band(ax, [([e["step"] * tps / 1e6 for e in r["evals"]], [e["eval_loss"] for e in r["evals"]])
                               for r in rs], label, c)
-            ax.set_title(f"{m} model: validation loss")
+            ax.set_title(f"{m} run: validation loss")
             ax.set_xlabel("training tokens (M)")
             ax.set_ylabel("validation loss")
             ax.grid(alpha=0.3)

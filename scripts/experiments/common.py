@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -100,7 +101,7 @@ def git_commit() -> str:
 
 def write_result(path: Path, result: dict, started: float) -> None:
     """Atomically (a crash leaves no half result that the runner would take as done)."""
-    result = {**result, "command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": git_commit(),
+    result = {**result, "command": shlex.join([Path(sys.executable).name, *sys.argv]), "commit": git_commit(),
               "hardware": hardware(), "seconds": round(time.time() - started, 1)}
     from curricula.run_layout import write_json
 
