@@ -588,12 +588,54 @@ def doremi_r2_section() -> str:
     return "\n".join(out)
 
 
+def amplification_section() -> str:
+    """Why iterated DoReMi amplifies instead of converging, from round 1's two-round runs (no new training)."""
+    title = "### Why DoReMi's round 2 amplifies round 1 (from round 1's runs)"
+    rs = load("doremi/seed*/result.json")
+    rs = [r for r in rs if len(r["rounds"]) >= 2]
+    if not rs:
+        return f"{title}\n\nNeeds round 1's DoReMi runs (`python scripts/experiments/run_all.py --only doremi`).\n"
+    names = rs[0]["domain_names"]
+    rows, corr = [], {"ref": [], "rounds": [], "ref_next": []}
+    for r in rs:
+        a, b = r["rounds"][0], r["rounds"][1]
+        w0, w1, w2 = (np.array(x) for x in (a["reference_weights"], a["weights"], b["weights"]))
+        ref = np.array([np.log(b["reference_eval"][f"eval_ppl/{d}"]) - np.log(a["reference_eval"][f"eval_ppl/{d}"])
+                        for d in names])
+        g1, g2 = np.log(w1 / w0), np.log(w2 / w1)
+        corr["ref"].append(float(np.corrcoef(g1, ref)[0, 1]))
+        corr["rounds"].append(float(np.corrcoef(g1, g2)[0, 1]))
+        corr["ref_next"].append(float(np.corrcoef(ref, g2)[0, 1]))
+        rows.append([f"seed {r['seed']}"] + [f"{x:.2f} / {y:+.2f} / {z:.2f}" for x, y, z in
+                                             zip(w1 / w0, ref, w2 / w1)])
+    fmt = lambda xs: ", ".join(f"{x:+.2f}" for x in xs)  # noqa: E731
+    return "\n".join([
+        title, "",
+        "In this pipeline round 2 differs from round 1 in one input only: its reference is trained on round 1's "
+        "weights instead of uniform ones (the proxy samples uniformly and starts from uniform weights in both "
+        "rounds; only its init seed differs). So whatever round 2 adds comes through the reference. Per domain and "
+        "seed: round 1's weight ratio w1/w0, the change of the reference's validation loss from round 1 to round 2 "
+        "(nats), and round 2's weight ratio w2/w1:", "",
+        table(["", *names], rows), "",
+        f"Correlations over the domains, per seed: log(w1/w0) vs the reference's loss change {fmt(corr['ref'])}; "
+        f"the reference's loss change vs log(w2/w1) {fmt(corr['ref_next'])}; log(w1/w0) vs log(w2/w1) "
+        f"{fmt(corr['rounds'])}. A domain that round 1 down-weights gets a round-2 reference trained on less of it "
+        "(its reference loss rises, most for prose and science); against a weaker reference the proxy's clipped "
+        "excess loss on that domain shrinks, so round 2 down-weights it again, and the other way round for the "
+        "up-weighted domains. The rounds are a positive feedback loop through the reference, not a fixed-point "
+        "iteration: with a reference that learns each domain in proportion to its weight, they can only converge "
+        "when the weights stop moving the reference. What this does not test (no runs in this round): the step size "
+        "η, the per-domain vs pooled normaliser of the excess loss (official DoReMi issues #9/#33) and the proxy's "
+        "length; the official code's two conventions are now options (`initial_excess: log_vocab`, "
+        "`average_includes_initial: true`) for whoever runs them.", ""])
+
+
 def round2_part() -> str:
     return "\n".join(["## Evidence, round 2: each method where its premise holds", "",
                       "Produced by `python scripts/experiments/prepare.py && python scripts/experiments/run_all.py "
                       "--only r2` (then `python scripts/experiments/collect.py`); the same hardware, tokenizer, "
                       "batch and optimizer as round 1. " + r2_hardware_line(), "",
-                      forgetting_section(), doremi_r2_section()])
+                      forgetting_section(), doremi_r2_section(), amplification_section()])
 
 
 def r2_hardware_line() -> str:
