@@ -34,4 +34,5 @@ def test_results_page_tables_rebuild_from_the_raw_results(tmp_path, monkeypatch)
     assert "Not run yet" not in part
     assert f"{collect.BEGIN}\n{part}\n{collect.END}" in page  # every table, difference and command on the page
     assert {p.name for p in (tmp_path / "docs" / "figures").iterdir()} == {
-        "exp_lfr_vs_random.png", "exp_doremi.png", "exp_continual.png", "exp_lfr_vs_random_spread.png"}
+        "exp_lfr_vs_random.png", "exp_doremi.png", "exp_continual.png", "exp_lfr_vs_random_spread.png",
+        "exp_r2_forgetting.png", "exp_r2_doremi.png"}

@@ -461,7 +461,8 @@ def forgetting_section() -> str:
         if d:
             notes.append(f"{m}: LFR-once − LFR (re-select), paired: {ms(d, '+.3f')} "
                          f"(per seed: {', '.join(f'{x:+.3f}' for x in d)})")
-    out += ["Final validation loss, last logged training loss (the gap shows how much of the set is memorised), "
+    out += ["Final validation loss, last logged training loss (the gap to the validation loss shows how much of the "
+            "set is memorised; for LFR it is the loss on its last focus set, the hardest blocks), "
             "worst-domain perplexity; paired by seed against random: the loss difference and how many times fewer "
             "tokens the variant needs to reach random's final validation loss:", "",
             table(["run: variant", "n", "val loss", "train loss", "worst ppl", "Δ val loss vs random",
