@@ -182,6 +182,8 @@ def test_the_conventions_are_recipe_options_checked_early_and_saved_with_the_sta
         == "log_vocab"
     with pytest.raises(ConfigError, match="'log_vocab'"):
         GroupDROConfig(initial_excess="logV")
+    with pytest.raises(ConfigError, match="'log_vocab'"):
+        DoReMiRecipe(initial_excess="logV")  # a recipe is checked when it is read, before any training
     with pytest.raises(ConfigError, match="initial_excess=-1"):
         DoReMiOnlineConfig(initial_excess=-1)
     cfg = GroupDROConfig(initial_excess="log_vocab", average_includes_initial=True).dro_config(vocab_size=8192)

@@ -54,6 +54,9 @@ class DoReMiRecipe:
             raise ConfigError(f"doremi recipe: mode={self.mode!r}; use one of {list(MODES)}")
         if self.reference not in ("cached", "live"):
             raise ConfigError(f"reference={self.reference!r}: use 'cached' (score once) or 'live' (a forward per step)")
+        from curricula.methods.group_dro import GroupDROOptions
+
+        GroupDROOptions(**self.dro_options())  # eta, smoothing and the official-code options checked now
         if self.mode == "online" and self.reference != "cached":
             raise ConfigError("mode: online needs reference: cached (the main run reads the reference's cached losses)")
         for key in ("rounds", "reference_steps", "proxy_steps", "main_steps"):
