@@ -589,6 +589,41 @@ def doremi_r2_section() -> str:
     return "\n".join(out)
 
 
+def doremi_sources_section() -> str:
+    title = "### DoReMi on many domains: the 20 English sources as domains"
+    rs = load("r2/doremi-sources/seed*/result.json")
+    if not rs:
+        return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-doremi-sources`).\n"
+    names, B = rs[0]["domain_names"], rs[0]["budget"]
+    out = [title, "",
+           f"{len(rs)} seeds; the English corpus re-cut with each of its {len(names)} sources as a domain "
+           "(`curricula corpus build --files … --domain-column source`), 500 blocks per source spread over it "
+           f"(smaller sources have fewer), GPT-2 2×128, η = {rs[0]['eta']}. One DoReMi round: reference on uniform "
+           f"weights ({B} steps), proxy ({B} steps), then the main model on the averaged weights vs on uniform "
+           f"weights, {B} steps each from the same init (the paper's comparison at equal main-model steps). "
+           "Validation: 350 blocks, an equal share per source.", ""]
+    rows, wins = [], []
+    for key, label in (("uniform_B", "uniform"), ("doremi_3run", "DoReMi")):
+        fin = [_final(r["mains"][key]) for r in rs]
+        rows.append([label, ms([avg_loss(e, names) for e in fin]), ms([e["eval_ppl_worst"] for e in fin], ".1f")])
+    d_avg = [avg_loss(_final(r["mains"]["doremi_3run"]), names) - avg_loss(_final(r["mains"]["uniform_B"]), names)
+             for r in rs]
+    d_worst = [_final(r["mains"]["doremi_3run"])["eval_ppl_worst"] - _final(r["mains"]["uniform_B"])["eval_ppl_worst"]
+               for r in rs]
+    for r in rs:
+        a, b = _final(r["mains"]["doremi_3run"]), _final(r["mains"]["uniform_B"])
+        wins.append(sum(domain_loss(a, d) < domain_loss(b, d) for d in names))
+    out += [table(["main model", "average log-ppl", "worst ppl"], rows), "",
+            f"DoReMi − uniform, paired by seed: average {ms(d_avg, '+.3f')} (per seed: "
+            f"{', '.join(f'{x:+.3f}' for x in d_avg)}); worst-case perplexity {ms(d_worst, '+.1f')}; DoReMi is better "
+            f"on {', '.join(str(w) for w in wins)} of {len(names)} sources.", ""]
+    w = np.array([r["weights"] for r in rs])
+    order = np.argsort(-w.mean(0))
+    out += ["Weights (mean over seeds, uniform = " + f"{1 / len(names):.3f}), highest first: "
+            + ", ".join(f"{names[i]} {w.mean(0)[i]:.3f}" for i in order) + ".", "", commands(rs), ""]
+    return "\n".join(out)
+
+
 def amplification_section() -> str:
     """Why iterated DoReMi amplifies instead of converging, from round 1's two-round runs (no new training)."""
     title = "### Why DoReMi's round 2 amplifies round 1 (from round 1's runs)"
@@ -636,7 +671,8 @@ def round2_part() -> str:
                       "Produced by `python scripts/experiments/prepare.py && python scripts/experiments/run_all.py "
                       "--only r2` (then `python scripts/experiments/collect.py`); the same hardware, tokenizer, "
                       "batch and optimizer as round 1. " + r2_hardware_line(), "",
-                      forgetting_section(), doremi_r2_section(), amplification_section()])
+                      forgetting_section(), doremi_r2_section(), doremi_sources_section(),
+                      amplification_section()])
 
 
 def r2_hardware_line() -> str:

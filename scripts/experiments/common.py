@@ -28,6 +28,7 @@ PACKED = {  # name -> (corpus, max blocks per domain, which blocks: curricula pa
     "de-cap5000": ("data/corpus/de", 5000, "first"),  # continual D1
     "en-cap512-spread": ("data/corpus/en", 512, "spread"),  # the LFR check on blocks from every source
     "en-cap64-spread": ("data/corpus/en", 64, "spread"),  # round 2, LFR where forgetting happens: 448 blocks
+    "en-sources-cap500": ("data/corpus-sources", 500, "spread"),  # round 2, DoReMi with the 20 sources as domains
 }
 MODEL = {"n_layer": 2, "n_embd": 128, "n_head": 4}
 MODELS = {"small": MODEL, "large": {"n_layer": 4, "n_embd": 256, "n_head": 4}}  # 1.5 M / 3.2 M non-embedding

@@ -39,6 +39,10 @@ def main() -> None:
     ap.add_argument("--packed", default="en-cap2000")
     ap.add_argument("--compose-packed", default="en-cap512-spread")
     ap.add_argument("--smoothing-online", type=float, default=0.05)
+    ap.add_argument("--eta", type=float, default=1.0, help="Group-DRO step size (proxy and one run)")
+    ap.add_argument("--no-compose", action="store_true", help="skip the LFR-over-DoReMi composition runs")
+    ap.add_argument("--mains", nargs="+", default=["doremi_3run", "uniform_B", "uniform_3B", "doremi_1run"],
+                    help="which main models to train")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(R2 / "doremi"))
     a = ap.parse_args()
@@ -59,6 +63,7 @@ def main() -> None:
     out = Path(a.out) / f"seed{a.seed}"
     training = {k: v for k, v in TRAINING.items() if k != "per_device_eval_batch_size"}
     recipe = DoReMiRecipe(baseline_weights="uniform", rounds=1, reference="cached", reference_steps=B, proxy_steps=B,
+                          eta=a.eta,
                           run_main=False, model=MODEL, training={**training, "seed": a.seed},
                           max_eval_blocks=EVAL_BLOCKS)
     doremi = run_doremi(recipe, data, out / "doremi")  # reference (B) + its cached losses + proxy (B)
@@ -85,16 +90,29 @@ def main() -> None:
     blocks = load_blocks(data, "train")
     evaluation = per_domain_subset(load_blocks(data, "validation"), EVAL_BLOCKS)
     uniform = baseline_weights("uniform", meta).tolist()
-    mains = {
-        "doremi_3run": train("main-doremi-3run", blocks, evaluation, names,
-                             args={"max_steps": B, "domain_weights": weights}),
-        "uniform_B": train("main-uniform-B", blocks, evaluation, names, args={"max_steps": B, "domain_weights": uniform}),
-        "uniform_3B": train("main-uniform-3B", blocks, evaluation, names,
-                            args={"max_steps": 3 * B, "domain_weights": uniform}),
-        "doremi_1run": train("main-doremi-1run", blocks, evaluation, names, args={"max_steps": 2 * B},
-                             curriculum=DoReMiOnlineConfig(smoothing=a.smoothing_online, initial="uniform"),
-                             reference_losses=cache, tokenizer_identity=meta["tokenizer"]),
+    runs = {
+        "doremi_3run": lambda: train("main-doremi-3run", blocks, evaluation, names,
+                                     args={"max_steps": B, "domain_weights": weights}),
+        "uniform_B": lambda: train("main-uniform-B", blocks, evaluation, names,
+                                   args={"max_steps": B, "domain_weights": uniform}),
+        "uniform_3B": lambda: train("main-uniform-3B", blocks, evaluation, names,
+                                    args={"max_steps": 3 * B, "domain_weights": uniform}),
+        "doremi_1run": lambda: train("main-doremi-1run", blocks, evaluation, names, args={"max_steps": 2 * B},
+                                     curriculum=DoReMiOnlineConfig(eta=a.eta, smoothing=a.smoothing_online,
+                                                                   initial="uniform"),
+                                     reference_losses=cache, tokenizer_identity=meta["tokenizer"]),
     }
+    unknown = sorted(set(a.mains) - set(runs))
+    if unknown:
+        sys.exit(f"--mains: unknown {unknown}; choose from {sorted(runs)}")
+    mains = {name: runs[name]() for name in runs if name in a.mains}
+    result = {"experiment": "doremi_round2", "seed": a.seed, "budget": B, "packed": str(data), "eta": a.eta,
+              "smoothing_online": a.smoothing_online, "n_domains": len(names),
+              "tokens_per_step": TRAINING["per_device_train_batch_size"] * meta["block_size"],
+              "domain_names": names, "rounds": doremi["rounds"], "weights": weights, "mains": mains}
+    if a.no_compose:
+        write_result(out / "result.json", result, started)
+        return
     # the composition, on blocks from every source, with the 3-run weights
     cdata = packed(a.compose_packed)
     cmeta = read_meta(cdata)
@@ -109,11 +127,7 @@ def main() -> None:
         "doremi_mixture": train("compose-doremi", cblocks, ceval, cmeta["domain_names"],
                                 args={"max_steps": lfr["steps"], "domain_weights": weights}),
     }
-    result = {"experiment": "doremi_round2", "seed": a.seed, "budget": B, "packed": str(data),
-              "compose_packed": str(cdata), "smoothing_online": a.smoothing_online,
-              "tokens_per_step": TRAINING["per_device_train_batch_size"] * meta["block_size"],
-              "domain_names": names, "rounds": doremi["rounds"], "weights": weights, "mains": mains,
-              "compose": compose}
+    result.update({"compose_packed": str(cdata), "compose": compose})
     write_result(out / "result.json", result, started)
 
 

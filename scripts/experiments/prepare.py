@@ -1,5 +1,6 @@
 """Build the experiments' data from the corpus (``curricula corpus build --out data/corpus`` first):
-an 8,192-token byte-level BPE trained on English + German training text, and three packings with 128-token blocks.
+an 8,192-token byte-level BPE trained on English + German training text, the English corpus re-cut with each source
+as its own domain (``data/corpus-sources``, for round 2's DoReMi), and the packings with 128-token blocks.
 
     python scripts/experiments/prepare.py      # ~2 minutes on 2 cores; re-runs skip what exists
 """
@@ -30,6 +31,10 @@ def main() -> None:
     if not (TOKENIZER / "tokenizer.json").is_file():  # the first 20k training documents of each language
         run(["tokenizer", "train", "data/corpus/en", "data/corpus/de", "--out", str(TOKENIZER),
              "--vocab-size", "8192", "--max-documents", "20000"])
+    sources = ROOT / "data" / "corpus-sources"  # round 2: the English corpus with each source as its own domain
+    if not (sources / "corpus.json").is_file():
+        run(["corpus", "build", "--files", "data/corpus/en/train", "data/corpus/en/validation", "--domain-column",
+             "source", "--doc-id-column", "doc_id", "--out", str(sources)])
     for name, (corpus, n, cap) in PACKED.items():  # skipped when the folder holds the same packing
         run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(TOKENIZER), "--block-size",
              str(BLOCK), "--max-blocks-per-domain", str(n), "--cap", cap])

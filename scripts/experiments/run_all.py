@@ -59,7 +59,8 @@ FORGETTING = {  # the same 448 blocks, ~9 and ~26 epoch-equivalents
 
 def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
     """Round 2 (job names start with r2-): LFR where forgetting happens, on 448 blocks from every source, at two run
-    lengths; DoReMi in one run vs three runs vs uniform at equal compute, and LFR over the DoReMi weights."""
+    lengths; DoReMi in one run vs three runs vs uniform at equal compute, and LFR over the DoReMi weights; DoReMi vs
+    uniform with each English source as a domain (20 domains)."""
     out = []
     for s in seeds:
         for length, params in FORGETTING.items():
@@ -69,6 +70,10 @@ def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
                       FORGETTING_PLAN, "--plan-params", params, "--eval-every", "25", "--out", str(folder)],
                      folder / f"{v}-seed{s}") for v in ("random", "lfr", "lfr-once")]
         out.append((f"r2-doremi-seed{s}", ["doremi_round2.py", "--seed", str(s)], R2 / "doremi" / f"seed{s}"))
+    for s in seeds:  # DoReMi with the 20 English sources as domains (after the rest: the longest to wait for)
+        out.append((f"r2-doremi-sources-seed{s}",
+                    ["doremi_round2.py", "--seed", str(s), "--packed", "en-sources-cap500", "--no-compose", "--mains",
+                     "doremi_3run", "uniform_B", "--out", str(R2 / "doremi-sources")], R2 / "doremi-sources" / f"seed{s}"))
     return out
 
 
