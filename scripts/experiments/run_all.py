@@ -70,7 +70,7 @@ def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
                       FORGETTING_PLAN, "--plan-params", params, "--eval-every", "25", "--out", str(folder)],
                      folder / f"{v}-seed{s}") for v in ("random", "lfr", "lfr-once")]
         out.append((f"r2-doremi-seed{s}", ["doremi_round2.py", "--seed", str(s)], R2 / "doremi" / f"seed{s}"))
-    for s in seeds:  # DoReMi with the 20 English sources as domains (after the rest: the longest to wait for)
+    for s in seeds:  # DoReMi with the 20 English sources as domains (queued last)
         out.append((f"r2-doremi-sources-seed{s}",
                     ["doremi_round2.py", "--seed", str(s), "--packed", "en-sources-cap500", "--no-compose", "--mains",
                      "doremi_3run", "uniform_B", "--out", str(R2 / "doremi-sources")], R2 / "doremi-sources" / f"seed{s}"))
