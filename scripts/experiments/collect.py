@@ -91,6 +91,7 @@ def commands(results: list[dict]) -> str:
     seen = []
     for r in results:
         c = re.sub(r"\S*/(scripts/experiments/)", r"\1", r["command"])  # relative to the repository
+        c = re.sub(r"\S*/(runs/)", r"\1", c)
         if c not in seen:
             seen.append(c)
     return "```bash\n" + "\n".join(seen) + "\n```"
