@@ -699,7 +699,10 @@ def r2_hardware_line() -> str:
     rs = load("r2/*/*/result.json")
     if not rs:
         return ""
-    return f"HEAD when the runs finished: {', '.join(sorted({r['commit'] for r in rs}))}."
+    return (f"One thread per run, 2 to 5 runs at a time on the 2 cores (so wall times in the results are not "
+            f"comparable across runs); HEAD when the runs finished: {', '.join(sorted({r['commit'] for r in rs}))} "
+            "(the experiment code of a round-2 run is the same in all; later commits changed the collector, tests "
+            "and docs).")
 
 
 def hardware_line() -> str:
