@@ -42,6 +42,10 @@ class DoReMiError(CurriculaError):
     """Invalid DoReMi input, state or weights file; the message names the problem and the fix."""
 
 
+# The official code's two conventions, at this library's defaults; a state or run record without them predates them
+CONVENTION_DEFAULTS = {"initial_excess": 0.0, "average_includes_initial": False}
+
+
 @dataclass
 class DoReMiConfig:
     eta: float = 1.0  # step size of the exponentiated-gradient update (official default 1.0)
@@ -167,9 +171,8 @@ class GroupDROWeights:
                 f"the DoReMi state has {d.get('n_domains')} domains, this run has {self.n_domains}; "
                 "resume with the same domains"
             )
-        defaults = {"initial_excess": 0.0, "average_includes_initial": False}  # states saved before these options
-        for key in ("eta", "smoothing", *defaults):
-            if d.get(key, defaults.get(key)) != getattr(self.config, key):
+        for key in ("eta", "smoothing", *CONVENTION_DEFAULTS):
+            if d.get(key, CONVENTION_DEFAULTS.get(key)) != getattr(self.config, key):
                 raise DoReMiError(
                     f"the DoReMi state was saved with {key}={d.get(key)!r}, this run has "
                     f"{key}={getattr(self.config, key)!r}; resume with the same DoReMi config"

@@ -21,7 +21,7 @@ Outputs as for the proxy: ``OUT/doremi/domain_weights.json`` (the average of alp
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +124,7 @@ class DoReMiOnlineConfig(GroupDROOptions, MethodConfig):
             raise ConfigError(f"delay={self.delay!r} must be a positive integer number of steps")
 
     def with_domain_weights(self, weights: Any) -> "DoReMiOnlineConfig":
-        import dataclasses
-
-        return dataclasses.replace(self, initial=weights)
+        return replace(self, initial=weights)
 
     def build(self, data: DataInfo, run: RunInfo) -> DoReMiOnline:
         require_tokenizer(data, "doremi_online")

@@ -14,7 +14,7 @@ tokenizer identity), with ``weights_history.parquet`` and ``domain_weights.png``
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,9 +185,7 @@ class GroupDROConfig(GroupDROOptions, MethodConfig):
     sampling: Any = "uniform"
 
     def with_domain_weights(self, weights: Any) -> "GroupDROConfig":
-        import dataclasses
-
-        return dataclasses.replace(self, sampling=weights)
+        return replace(self, sampling=weights)
 
     def build(self, data: DataInfo, run: RunInfo) -> GroupDROProxy:
         require_tokenizer(data, "group_dro")

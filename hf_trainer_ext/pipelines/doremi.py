@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curricula.curriculum.doremi import l1_change, weights_json
+from curricula.curriculum.doremi import CONVENTION_DEFAULTS, l1_change, weights_json
 from curricula.data.packed import PackedData
 from curricula.errors import ConfigError
 from curricula.methods import DoReMiOnlineConfig, GroupDROConfig
@@ -55,9 +55,8 @@ def _fingerprint(recipe: DoReMiRecipe, role: str, data: PackedData, weights, ste
 def _dro_fingerprint(recipe: DoReMiRecipe) -> dict:
     """The Group-DRO settings a finished proxy (or one-run main model) was trained with; the official-code options
     only when set, so that runs made before they existed are still recognised."""
-    options = recipe.dro_options()
-    defaults = {"initial_excess": 0.0, "average_includes_initial": False}
-    return {k: v for k, v in options.items() if k not in defaults or v != defaults[k]}
+    return {k: v for k, v in recipe.dro_options().items()
+            if k not in CONVENTION_DEFAULTS or v != CONVENTION_DEFAULTS[k]}
 
 
 def _cache_ready(cache: Path, n_blocks: int, fingerprint: dict) -> bool:
