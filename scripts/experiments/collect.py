@@ -538,12 +538,13 @@ def doremi_r2_section() -> str:
            "domains of the log perplexity; worst = the worst domain's perplexity. Validation every 50 steps.", ""]
     rows = []
     base = {r["seed"]: r["mains"]["uniform_3B"] for r in rs}
+    spent_before = {"doremi_3run": 2 * B, "doremi_1run": B}  # steps before the main run: reference (and proxy)
     for key, label in R2_MAINS:
         fin = [_final(r["mains"][key]) for r in rs]
         avg = [avg_loss(e, names) for e in fin]
         d_avg = [avg_loss(_final(r["mains"][key]), names) - avg_loss(_final(base[r["seed"]]), names) for r in rs]
         d_worst = [_final(r["mains"][key])["eval_ppl_worst"] - _final(base[r["seed"]])["eval_ppl_worst"] for r in rs]
-        offset = {"doremi_3run": 2 * B, "doremi_1run": B}.get(key, 0)
+        offset = spent_before.get(key, 0)
         reach = [_reach_ratio(r["mains"][key], base[r["seed"]], lambda e: avg_loss(e, names), offset) for r in rs]
         reach_b = [_reach_ratio(r["mains"][key], r["mains"]["uniform_B"], lambda e: avg_loss(e, names)) for r in rs]
         rows.append([label, ms([e["eval_loss"] for e in fin]), ms(avg), ms([e["eval_ppl_worst"] for e in fin], ".1f"),
@@ -586,7 +587,7 @@ def doremi_r2_section() -> str:
     def draw(fig):
         ax1, ax2 = fig.subplots(1, 2)
         for (key, label), c in zip(R2_MAINS, ("C7", "C1", "C0", "C3")):
-            offset = {"doremi_3run": 2 * B, "doremi_1run": B}.get(key, 0)
+            offset = spent_before.get(key, 0)
             band(ax1, [([(e["step"] + offset) for e in r["mains"][key]["evals"]],
                         [avg_loss(e, names) for e in r["mains"][key]["evals"]]) for r in rs], label, c)
         ax1.set_xlabel("total steps (reference and proxy included)")
