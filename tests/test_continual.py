@@ -115,9 +115,56 @@ def test_replay_fraction_outside_range(replay):
         Stage("de", "x", 10, replay=replay)
 
 
-def test_stage_with_no_steps():
-    with pytest.raises(ContinualError, match="stage 'de' has steps=0; every stage needs a positive number of steps"):
-        Stage("de", "x", 0)
+def test_stage_with_negative_steps():
+    with pytest.raises(ContinualError, match="stage 'de' has steps=-1; give every stage a number of steps >= 0"):
+        Stage("de", "x", -1)
+
+
+@pytest.mark.parametrize("steps, model, match", [
+    ([0, 4], None, "set model_name_or_path to the pretrained model"),
+    ([4, 0], "m", "must all come before the first trained stage, and the last stage must train"),
+    ([0, 0], "m", "the last stage must train"),
+])
+def test_known_stages_only_first_and_only_with_a_pretrained_model(steps, model, match):
+    stages = [{"name": n, "packed": "x", "steps": k} for n, k in zip(("en", "de"), steps)]
+    with pytest.raises(ContinualError, match=match):
+        ContinualRecipe.from_dict({"stages": stages, "model_name_or_path": model})
+
+
+def test_a_pretrained_models_own_data_is_replayed_and_evaluated_but_not_trained(two_stages, tmp_path):
+    """``steps: 0`` stands for what a pretrained model already knows: the next stage starts from the model itself
+    (no AdamW state), replays every block of that data and evaluates it, before and after."""
+    from curricula.data.packed import PackedData
+    from hf_trainer_ext.pipelines.continual import SEEN
+    from hf_trainer_ext.reference import model_for_data, save_tokenizer_folder
+
+    model_dir = tmp_path / "pretrained"  # a "pretrained" model folder: a GPT-2 for the data, with its tokenizer
+    model_for_data(PackedData.load(two_stages / "packed-en").meta, seed=3, n_layer=1, n_embd=32,
+                   n_head=2).save_pretrained(model_dir)
+    save_tokenizer_folder(str(two_stages / "bpe"), model_dir)
+    stages = [{"name": "en", "packed": str(two_stages / "packed-en"), "steps": 0},
+              {"name": "de", "packed": str(two_stages / "packed-de"), "steps": 4, "replay": 0.5}]
+    result = run_continual(recipe(two_stages, stages=stages, model_name_or_path=str(model_dir)), tmp_path / "out")
+    assert result["stages"] == [{"stage": "en", "replay": 0.0, "steps": 0, "trained": False, "curve": []}]
+    assert not (tmp_path / "out" / "en").exists()  # nothing trained, nothing saved for it
+    (variant,) = result["last_stage_variants"]
+    assert set(variant["before"]) >= {"eval_en_loss", "eval_de_loss"}
+    # "before" is the pretrained model itself
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from hf_trainer_ext.pipelines.continual import _load_stages
+
+    data = _load_stages(recipe(two_stages, stages=stages, model_name_or_path=str(model_dir)))
+    ids = torch.as_tensor(np.asarray(data[0]["validation"]["input_ids"])).long()
+    with torch.inference_mode():
+        own = AutoModelForCausalLM.from_pretrained(model_dir).eval()(input_ids=ids, labels=ids).loss.item()
+    assert variant["before"]["eval_en_loss"] == pytest.approx(own, rel=1e-4)
+    # the replay pool is every en block (nothing says which ones the model saw), and half of every batch is replayed:
+    # de trained on at most 4 steps x 4 of its own blocks
+    _, _, pool = _stage_data(data, 1, [None, None], seen_only=True)
+    assert len(pool) == len(data[0]["train"])
+    assert len(np.load(tmp_path / "out" / "de-replay50" / SEEN)) <= 16
 
 
 def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path):

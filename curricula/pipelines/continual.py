@@ -29,6 +29,10 @@ def check_name(name: str, what: str = "stage") -> str:
 
 @dataclass
 class Stage:
+    """One dataset of the sequence. ``steps: 0`` marks data the starting model (``model_name_or_path``) already knows,
+    e.g. a stand-in for a pretrained model's own corpus: it is not trained on, but every later stage can replay it
+    (all of its blocks: which ones the model saw is unknown) and its validation set shows forgetting."""
+
     name: str
     packed: str
     steps: int
@@ -38,8 +42,11 @@ class Stage:
 
     def __post_init__(self):
         check_name(self.name)
-        if not isinstance(self.steps, int) or self.steps <= 0:
-            raise ContinualError(f"stage {self.name!r} has steps={self.steps!r}; every stage needs a positive number of steps")
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
+            raise ContinualError(
+                f"stage {self.name!r} has steps={self.steps!r}; give every stage a number of steps >= 0 (0: data "
+                "the starting model already knows, only replayed and evaluated)"
+            )
         if not 0.0 <= float(self.replay) < 1.0:
             raise ContinualError(
                 f"stage {self.name!r} has replay={self.replay}; the replayed share of a batch must be in [0, 1) "
@@ -81,6 +88,7 @@ class ContinualRecipe:
         names = [s.name for s in data["stages"]]
         if len(set(names)) != len(names):
             raise ContinualError(f"stage names {names} repeat; give every stage its own name (it is its folder)")
+        check_known_stages(data["stages"], data.get("model_name_or_path"))
         if data.get("optimizer", "keep") not in ("keep", "reset"):
             raise ContinualError(f"optimizer={data['optimizer']!r}: use 'keep' or 'reset'")
         unknown_variants = sorted(set(data.get("variants") or {}) - {"replay"})
@@ -97,6 +105,24 @@ class ContinualRecipe:
             Stage(last.name, last.packed, last.steps, replay=x)  # validate the replay share
             out.append((check_name(f"{last.name}-replay{int(round(100 * x))}", "variant"), float(x)))
         return out
+
+
+def check_known_stages(stages: list[Stage], model_name_or_path: str | None) -> None:
+    """``steps: 0`` stages stand for what a pretrained model learnt before this run: they come first, and only then."""
+    known = [s.name for s in stages if s.steps == 0]
+    if not known:
+        return
+    if model_name_or_path is None:
+        raise ContinualError(
+            f"stage(s) {known} have steps: 0 (data the starting model already knows), but the recipe trains a new "
+            "model; set model_name_or_path to the pretrained model, or give those stages steps"
+        )
+    first_trained = next((i for i, s in enumerate(stages) if s.steps > 0), None)
+    if first_trained is None or any(s.steps == 0 for s in stages[first_trained:]):
+        raise ContinualError(
+            f"stages {[f'{s.name}: {s.steps}' for s in stages]}: steps: 0 stages (data the starting model already "
+            "knows) must all come before the first trained stage, and the last stage must train"
+        )
 
 
 def stage_schedule(recipe: ContinualRecipe, index: int) -> dict:

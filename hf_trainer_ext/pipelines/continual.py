@@ -219,6 +219,9 @@ def run_continual(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     lineage: list[dict] = []
     for i in range(last):
         stage = recipe.stages[i]
+        if stage.steps == 0:  # already known to the starting model: only replayed (all its blocks) and evaluated
+            results.append({"stage": stage.name, "replay": 0.0, "steps": 0, "trained": False, "curve": []})
+            continue
         run = PipelineRun(out_dir / stage.name, _fingerprint(recipe, data, i, stage.replay), stage.steps)
         res = run.finished()
         if res is None:
@@ -247,6 +250,12 @@ def run_union(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     """The from-scratch reference of continual pretraining: one run on the union of all stages' data with the same
     total steps, each stage's blocks drawn in proportion to its steps (the same tokens of each dataset as the staged
     run, all at once), one warmup + cosine schedule. Writes ``OUT/union.json``."""
+    known = [s.name for s in recipe.stages if s.steps == 0]
+    if known:
+        raise ContinualError(
+            f"a union run trains from scratch on every stage's data, but stage(s) {known} have steps: 0 (data the "
+            "starting model already knows); compare against a union run only for recipes that train every stage"
+        )
     total = sum(s.steps for s in recipe.stages)
     last = recipe.stages[-1]
     earlier = 1.0 - last.steps / total  # share of every batch from the earlier stages' data

@@ -645,6 +645,119 @@ def doremi_sources_section() -> str:
     return "\n".join(out)
 
 
+SWEEP_TAGS = ("eta0.3", "eta3", "proxy600")  # run_all.py's SWEEP, next to η = 1 (doremi-sources)
+
+
+def doremi_sweep_section() -> str:
+    """DoReMi's settings on the 20 sources, each paired by seed with its own uniform main model."""
+    title = "### DoReMi's settings on the 20 sources: step size η and proxy length"
+    base = {r["seed"]: r for r in load("r2/doremi-sources/seed*/result.json")}
+    sweeps = {tag: load(f"r2/doremi-sweep-{tag}/seed*/result.json") for tag in SWEEP_TAGS}
+    if not any(sweeps.values()):
+        return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-doremi-sweep`).\n"
+    seeds = sorted({r["seed"] for rs in sweeps.values() for r in rs})
+    settings = [("η = 1, proxy B (the runs above)", [base[s] for s in seeds if s in base])]
+    settings += [(f"η = {rs[0]['eta']:g}, proxy {rs[0]['proxy_steps']} steps", rs)
+                 for rs in sweeps.values() if rs]
+    names = settings[0][1][0]["domain_names"]
+    rows, same_uniform = [], []
+    for label, rs in settings:
+        d_avg, d_worst, wins, top, ent = [], [], [], [], []
+        for r in rs:
+            a, b = _final(r["mains"]["doremi_3run"]), _final(r["mains"]["uniform_B"])
+            d_avg.append(avg_loss(a, names) - avg_loss(b, names))
+            d_worst.append(a["eval_ppl_worst"] - b["eval_ppl_worst"])
+            wins.append(sum(domain_loss(a, d) < domain_loss(b, d) for d in names))
+            w = np.array(r["weights"])
+            top.append(float(w.max()))
+            ent.append(float(np.exp(-(w * np.log(w)).sum())))  # the effective number of domains
+            if r["seed"] in base:
+                same_uniform.append(abs(b["eval_loss"] - _final(base[r["seed"]]["mains"]["uniform_B"])["eval_loss"]))
+        rows.append([label, ", ".join(str(r["seed"]) for r in rs), ms(d_avg, "+.3f"),
+                     ", ".join(f"{x:+.3f}" for x in d_avg), ms(d_worst, "+.1f"), ", ".join(str(w) for w in wins),
+                     ms(top), ms(ent, ".1f")])
+    all_rs = [r for rs in sweeps.values() for r in rs]
+    return "\n".join([
+        title, "",
+        f"The same one-round pipeline and data as above (reference and main models {all_rs[0]['budget']} steps), "
+        "with one setting changed; each setting's DoReMi main model is paired by seed with a uniform main model "
+        f"from the same init (seeds {', '.join(map(str, seeds))}). The uniform main models do not depend on the "
+        f"setting: their final validation losses equal those of the η = 1 runs to within {max(same_uniform):.1e}. "
+        "Effective domains = exp(entropy) of the weights (20 = uniform).", "",
+        table(["setting", "seeds", "Δ average log-ppl vs uniform", "per seed", "Δ worst ppl vs uniform",
+               "sources better (of 20)", "largest weight", "effective domains"], rows), "",
+        commands(all_rs), ""])
+
+
+def smollm2_section() -> str:
+    title = "### Continual pretraining of a pretrained model: SmolLM2-135M on German"
+    rew, inf = (load(f"r2/continual-smollm2/{v}-seed*/result.json") for v in ("rewarm", "infinite"))
+    if not rew:
+        return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-smollm2`).\n"
+    r0 = rew[0]
+    steps, tps = r0["steps"], r0["tokens_per_step"]
+    out = [title, "",
+           f"{len(rew)} / {len(inf)} seeds (re-warm / infinite); {r0['model']}, 134.5 M parameters, continued on "
+           f"German (libreoffice help, man pages, fortunes; 4,000 blocks of 128 SmolLM2 tokens) for {steps} steps "
+           f"of {tps:,} tokens ({steps * tps:,} tokens). The English corpus (600 blocks per domain, spread over "
+           "every source) stands in for the model's own pretraining data: it is the replay pool (`steps: 0`: "
+           "replayed, never trained on before) and its validation set measures forgetting. Re-warm: 10 % linear "
+           f"warmup to {r0['max_lr']:g}, cosine to {r0['min_lr']:g}. "
+           + (f"Infinite: no re-warm, one step up to a constant {inf[0]['infinite']['constant_lr']:g}, exponential "
+              f"anneal to {r0['min_lr']:g} over the last {inf[0]['infinite']['anneal_steps']} steps. " if inf else "")
+           + "Validation: 70 English blocks (10 per domain) and 70 German blocks; \"before\" is the "
+           "pretrained model itself. The seed sets the data order and the replayed blocks.", ""]
+    rows, paired = [], []
+    for rs, label in ((rew, "re-warm"), (inf, "infinite")):
+        for vi, v in enumerate(rs[0]["last_stage_variants"] if rs else []):
+            var = [r["last_stage_variants"][vi] for r in rs]
+            en0, en1 = [x["before"]["eval_en_loss"] for x in var], [x["after"]["eval_en_loss"] for x in var]
+            de0, de1 = [x["before"]["eval_de_loss"] for x in var], [x["after"]["eval_de_loss"] for x in var]
+            forget = [b - a for a, b in zip(en0, en1)]
+            adapt = [a - b for a, b in zip(de0, de1)]
+            rows.append([f"{label}, replay {100 * v['replay']:.0f} %", ms(en0), ms(en1), ms(forget, "+.3f"),
+                         ms([100 * f / a for f, a in zip(forget, en0)], "+.1f"), ms(de0), ms(de1), ms(adapt, ".3f"),
+                         ms([100 * d / a for d, a in zip(adapt, de0)], ".1f")])
+            if vi > 0:  # paired with the same schedule's replay 0 %, seed by seed
+                zero = {r["seed"]: r["last_stage_variants"][0]["after"] for r in rs}
+                pairs = [(r["last_stage_variants"][vi], zero[r["seed"]], r["last_stage_variants"][0]["before"])
+                         for r in rs]
+                ratio = [(x["after"]["eval_en_loss"] - bef["eval_en_loss"]) / (z["eval_en_loss"] - bef["eval_en_loss"])
+                         for x, z, bef in pairs]
+                cost = [x["after"]["eval_de_loss"] - z["eval_de_loss"] for x, z, _ in pairs]
+                cost_pct = [100 * c / z["eval_de_loss"] for c, (_, z, _) in zip(cost, pairs)]
+                paired.append(f"{label}, replay {100 * v['replay']:.0f} % vs 0 %: forgetting × {ms(ratio, '.2f')} "
+                              f"(per seed {', '.join(f'{x:.2f}' for x in ratio)}), German loss {ms(cost, '+.3f')} "
+                              f"nats ({ms(cost_pct, '+.2f')} %)")
+    out += ["Validation loss before (the pretrained model) and after the German stage; forgetting = the English "
+            "loss's rise, adaptation = the German loss's fall (nats, and % of the loss before):", "",
+            table(["run", "en before", "en after", "forgetting", "forgetting %", "de before", "de after",
+                   "adaptation", "adaptation %"], rows), "",
+            "Paired by seed, against the same schedule without replay (the goal: forgetting × ≤ 0.5 at a German "
+            "cost ≤ 1 %): " + "; ".join(paired) + ".", ""]
+
+    def draw(fig):
+        ax = fig.subplots()
+        for rs, label, marker in ((rew, "re-warm", "o"), (inf, "infinite", "s")):
+            for vi, v in enumerate(rs[0]["last_stage_variants"] if rs else []):
+                var = [r["last_stage_variants"][vi] for r in rs]
+                x = [a["after"]["eval_de_loss"] for a in var]
+                y = [a["after"]["eval_en_loss"] - a["before"]["eval_en_loss"] for a in var]
+                ax.errorbar(np.mean(x), np.mean(y), xerr=np.std(x) if len(x) > 1 else None,
+                            yerr=np.std(y) if len(y) > 1 else None, marker=marker, color=f"C{vi}", capsize=3,
+                            label=f"{label}, replay {100 * v['replay']:.0f} %")
+        ax.set_xlabel("German validation loss after (lower: more adaptation)")
+        ax.set_ylabel("English validation loss rise (forgetting)")
+        ax.set_title("SmolLM2-135M continued on German: the forgetting / adaptation trade-off")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+
+    fig = figure(FIG / "exp_r2_smollm2.png", draw, (7, 4.5))
+    out += [f"![SmolLM2 continual]({fig})", "", "(Means over seeds; bars: the spread over seeds.)", "",
+            commands(rew + inf), ""]
+    return "\n".join(out)
+
+
 def amplification_section() -> str:
     """Why iterated DoReMi amplifies instead of converging, from round 1's two-round runs (no new training)."""
     title = "### Why DoReMi's round 2 amplifies round 1 (from round 1's runs)"
@@ -693,7 +806,7 @@ def round2_part() -> str:
                       "--only r2` (then `python scripts/experiments/collect.py`); the same hardware, tokenizer, "
                       "batch and optimizer as round 1. " + r2_hardware_line(), "",
                       forgetting_section(), doremi_r2_section(), doremi_sources_section(),
-                      amplification_section()])
+                      doremi_sweep_section(), amplification_section(), smollm2_section()])
 
 
 def r2_hardware_line() -> str:

@@ -30,6 +30,11 @@ PACKED = {  # name -> (corpus, max blocks per domain, which blocks: curricula pa
     "en-cap64-spread": ("data/corpus/en", 64, "spread"),  # round 2, LFR where forgetting happens: 448 blocks
     "en-sources-cap500": ("data/corpus-sources", 500, "spread"),  # round 2, DoReMi with the 20 sources as domains
 }
+SMOLLM2 = ROOT / "models" / "smollm2-135m"  # scripts/convert_smollm2.py; round 2's continual run on a pretrained model
+SMOLLM2_PACKED = {  # packed with SmolLM2's own tokenizer, blocks spread over every source
+    "en-smollm2": ("data/corpus/en", 600),  # the stand-in for its pretraining data: replayed and evaluated
+    "de-smollm2": ("data/corpus/de", 4000),  # the new data
+}
 MODEL = {"n_layer": 2, "n_embd": 128, "n_head": 4}
 MODELS = {"small": MODEL, "large": {"n_layer": 4, "n_embd": 256, "n_head": 4}}  # 1.5 M / 3.2 M non-embedding
 BATCH = 16

@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--compose-packed", default="en-cap512-spread")
     ap.add_argument("--smoothing-online", type=float, default=0.05)
     ap.add_argument("--eta", type=float, default=1.0, help="Group-DRO step size (proxy and one run)")
+    ap.add_argument("--proxy-steps", type=int, help="steps of the proxy (default: the budget B)")
     ap.add_argument("--no-compose", action="store_true", help="skip the LFR-over-DoReMi composition runs")
     ap.add_argument("--mains", nargs="+", default=["doremi_3run", "uniform_B", "uniform_3B", "doremi_1run"],
                     help="which main models to train")
@@ -62,7 +63,8 @@ def main() -> None:
     meta = read_meta(data)
     out = Path(a.out) / f"seed{a.seed}"
     training = {k: v for k, v in TRAINING.items() if k != "per_device_eval_batch_size"}
-    recipe = DoReMiRecipe(baseline_weights="uniform", rounds=1, reference="cached", reference_steps=B, proxy_steps=B,
+    recipe = DoReMiRecipe(baseline_weights="uniform", rounds=1, reference="cached", reference_steps=B,
+                          proxy_steps=a.proxy_steps or B,
                           eta=a.eta,
                           run_main=False, model=MODEL, training={**training, "seed": a.seed},
                           max_eval_blocks=EVAL_BLOCKS)
@@ -107,6 +109,7 @@ def main() -> None:
         sys.exit(f"--mains: unknown {unknown}; choose from {sorted(runs)}")
     mains = {name: runs[name]() for name in runs if name in a.mains}
     result = {"experiment": "doremi_round2", "seed": a.seed, "budget": B, "packed": str(data), "eta": a.eta,
+              "proxy_steps": a.proxy_steps or B,
               "smoothing_online": a.smoothing_online, "n_domains": len(names),
               "tokens_per_step": TRAINING["per_device_train_batch_size"] * meta["block_size"],
               "domain_names": names, "rounds": doremi["rounds"], "weights": weights, "mains": mains}

