@@ -137,7 +137,8 @@ class CurriculumTrainingArguments(TrainingArguments):
 
 
 def check_launch(args: TrainingArguments) -> None:
-    """A launcher that asked for several processes must get them (otherwise each trains alone into one folder)."""
+    """A launcher that asked for several processes must get them (otherwise each trains alone into one folder); FSDP
+    asked for on CPU processes is said to be DDP (accelerate turns FSDP on only for accelerator process groups)."""
     import os
 
     from curricula.errors import LaunchError
@@ -150,6 +151,14 @@ def check_launch(args: TrainingArguments) -> None:
             "--use_cpu true (e.g. accelerate launch --multi_gpu --num_processes 2 ... --use_cpu true), or launch with "
             "torchrun --nproc_per_node N"
         )
+    fsdp_env = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true", "yes")
+    if (args.fsdp or fsdp_env) and args.world_size > 1 and cpu_process_group():
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "FSDP is asked for, but with --use_cpu accelerate runs the %d processes as plain DDP: every process holds "
+            "the whole model, gradients and optimizer state (the results are the same, the memory is not sharded). "
+            "FSDP needs CUDA or ROCm devices; on CPU, drop --fsdp to say what runs", args.world_size)
     simple_accelerate = "ACCELERATE_MIXED_PRECISION" in os.environ and "MASTER_ADDR" in os.environ
     if simple_accelerate and "WORLD_SIZE" not in os.environ and "OMPI_COMM_WORLD_SIZE" not in os.environ \
             and "PMI_SIZE" not in os.environ:
@@ -158,6 +167,14 @@ def check_launch(args: TrainingArguments) -> None:
             "path needs MPI): use accelerate launch --multi_gpu --num_processes N --use_cpu true ..., or torchrun "
             "--nproc_per_node N"
         )
+
+
+def cpu_process_group() -> bool:
+    """Whether accelerate runs this process group as CPU processes (``MULTI_CPU``: DDP over gloo, never FSDP)."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    return PartialState().distributed_type == DistributedType.MULTI_CPU
 
 
 def parse_mapping(value: Any, flag: str) -> dict | None:

@@ -314,3 +314,29 @@ def test_a_full_disk_names_the_path_and_the_free_space(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", torch_full)
     with pytest.raises(DiskFullError, match=r"while writing .*checkpoint-3 .*lower save_total_limit"):
         lfr(tmp_path, tmp_path / "run")
+
+
+def test_fsdp_on_cpu_processes_is_said_to_run_as_ddp(monkeypatch, caplog):
+    """accelerate turns FSDP on only for accelerator process groups: asked for on CPU processes, it silently runs DDP."""
+    import logging
+    from types import SimpleNamespace
+
+    from hf_trainer_ext import arguments
+
+    on_cpu = [True]
+    monkeypatch.setattr(arguments, "cpu_process_group", lambda: on_cpu[0])  # as under torchrun --use_cpu
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    with caplog.at_level(logging.WARNING, logger="hf_trainer_ext.arguments"):
+        arguments.check_launch(SimpleNamespace(fsdp=True, world_size=2))
+        assert "runs the 2 processes as plain DDP" in caplog.text and "FSDP needs CUDA or ROCm" in caplog.text
+        caplog.clear()
+        monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # accelerate launch --use_fsdp --cpu
+        arguments.check_launch(SimpleNamespace(fsdp=False, world_size=2))
+        assert "plain DDP" in caplog.text
+        caplog.clear()
+        on_cpu[0] = False  # an accelerator process group: FSDP runs, nothing to say
+        arguments.check_launch(SimpleNamespace(fsdp=True, world_size=2))
+        on_cpu[0] = True
+        monkeypatch.delenv("ACCELERATE_USE_FSDP")
+        arguments.check_launch(SimpleNamespace(fsdp=False, world_size=2))  # DDP asked for: nothing to say
+        assert caplog.text == ""

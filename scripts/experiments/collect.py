@@ -656,11 +656,12 @@ def doremi_sweep_section() -> str:
     if not any(sweeps.values()):
         return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-doremi-sweep`).\n"
     seeds = sorted({r["seed"] for rs in sweeps.values() for r in rs})
-    settings = [("η = 1, proxy B (the runs above)", [base[s] for s in seeds if s in base])]
-    settings += [(f"η = {rs[0]['eta']:g}, proxy {rs[0]['proxy_steps']} steps", rs)
-                 for rs in sweeps.values() if rs]
+    label = lambda r: f"η = {r['eta']:g}, proxy {r.get('proxy_steps', r['budget'])} steps"  # noqa: E731
+    first = [base[s] for s in seeds if s in base]
+    settings = [(label(first[0]) + " (the runs above)", first)] if first else []
+    settings += [(label(rs[0]), rs) for rs in sweeps.values() if rs]
     names = settings[0][1][0]["domain_names"]
-    rows, same_uniform = [], []
+    rows, same_uniform = [], [0.0]
     for label, rs in settings:
         d_avg, d_worst, wins, top, ent = [], [], [], [], []
         for r in rs:
@@ -689,6 +690,15 @@ def doremi_sweep_section() -> str:
         commands(all_rs), ""])
 
 
+def _by_replay(rs: list[dict]) -> dict[float, list[tuple[int, dict]]]:
+    """The last-stage variants of one schedule's runs, grouped by replay share: {replay: [(seed, variant)]}."""
+    out: dict[float, list] = {}
+    for r in rs:
+        for v in r["last_stage_variants"]:
+            out.setdefault(float(v["replay"]), []).append((r["seed"], v))
+    return dict(sorted(out.items()))
+
+
 def smollm2_section() -> str:
     title = "### Continual pretraining of a pretrained model: SmolLM2-135M on German"
     rew, inf = (load(f"r2/continual-smollm2/{v}-seed*/result.json") for v in ("rewarm", "infinite"))
@@ -697,7 +707,7 @@ def smollm2_section() -> str:
     r0 = rew[0]
     steps, tps = r0["steps"], r0["tokens_per_step"]
     out = [title, "",
-           f"{len(rew)} / {len(inf)} seeds (re-warm / infinite); {r0['model']}, 134.5 M parameters, continued on "
+           f"{r0['model']}, 134.5 M parameters, continued on "
            f"German (libreoffice help, man pages, fortunes; 4,000 blocks of 128 SmolLM2 tokens) for {steps} steps "
            f"of {tps:,} tokens ({steps * tps:,} tokens). The English corpus (600 blocks per domain, spread over "
            "every source) stands in for the model's own pretraining data: it is the replay pool (`steps: 0`: "
@@ -709,29 +719,31 @@ def smollm2_section() -> str:
            "pretrained model itself. The seed sets the data order and the replayed blocks.", ""]
     rows, paired = [], []
     for rs, label in ((rew, "re-warm"), (inf, "infinite")):
-        for vi, v in enumerate(rs[0]["last_stage_variants"] if rs else []):
-            var = [r["last_stage_variants"][vi] for r in rs]
-            en0, en1 = [x["before"]["eval_en_loss"] for x in var], [x["after"]["eval_en_loss"] for x in var]
-            de0, de1 = [x["before"]["eval_de_loss"] for x in var], [x["after"]["eval_de_loss"] for x in var]
+        by_replay = _by_replay(rs)
+        zero = dict(by_replay.get(0.0, []))
+        for x, runs in by_replay.items():
+            var = [v for _, v in runs]
+            en0, en1 = [v["before"]["eval_en_loss"] for v in var], [v["after"]["eval_en_loss"] for v in var]
+            de0, de1 = [v["before"]["eval_de_loss"] for v in var], [v["after"]["eval_de_loss"] for v in var]
             forget = [b - a for a, b in zip(en0, en1)]
             adapt = [a - b for a, b in zip(de0, de1)]
-            rows.append([f"{label}, replay {100 * v['replay']:.0f} %", ms(en0), ms(en1), ms(forget, "+.3f"),
-                         ms([100 * f / a for f, a in zip(forget, en0)], "+.1f"), ms(de0), ms(de1), ms(adapt, ".3f"),
-                         ms([100 * d / a for d, a in zip(adapt, de0)], ".1f")])
-            if vi > 0:  # paired with the same schedule's replay 0 %, seed by seed
-                zero = {r["seed"]: r["last_stage_variants"][0]["after"] for r in rs}
-                pairs = [(r["last_stage_variants"][vi], zero[r["seed"]], r["last_stage_variants"][0]["before"])
-                         for r in rs]
-                ratio = [(x["after"]["eval_en_loss"] - bef["eval_en_loss"]) / (z["eval_en_loss"] - bef["eval_en_loss"])
-                         for x, z, bef in pairs]
-                cost = [x["after"]["eval_de_loss"] - z["eval_de_loss"] for x, z, _ in pairs]
-                cost_pct = [100 * c / z["eval_de_loss"] for c, (_, z, _) in zip(cost, pairs)]
-                paired.append(f"{label}, replay {100 * v['replay']:.0f} % vs 0 %: forgetting × {ms(ratio, '.2f')} "
-                              f"(per seed {', '.join(f'{x:.2f}' for x in ratio)}), German loss {ms(cost, '+.3f')} "
-                              f"nats ({ms(cost_pct, '+.2f')} %)")
+            rows.append([f"{label}, replay {100 * x:.0f} %", ", ".join(str(seed) for seed, _ in runs), ms(en0), ms(en1),
+                         ms(forget, "+.3f"), ms([100 * f / a for f, a in zip(forget, en0)], "+.1f"), ms(de0), ms(de1),
+                         ms(adapt, ".3f"), ms([100 * d / a for d, a in zip(adapt, de0)], ".1f")])
+            pairs = [(v, zero[seed]) for seed, v in runs if seed in zero]
+            if x == 0.0 or not pairs:
+                continue
+            # paired with the same schedule's replay 0 %, seed by seed
+            ratio = [(v["after"]["eval_en_loss"] - v["before"]["eval_en_loss"])
+                     / (z["after"]["eval_en_loss"] - z["before"]["eval_en_loss"]) for v, z in pairs]
+            cost = [v["after"]["eval_de_loss"] - z["after"]["eval_de_loss"] for v, z in pairs]
+            cost_pct = [100 * c / z["after"]["eval_de_loss"] for c, (_, z) in zip(cost, pairs)]
+            paired.append(f"{label}, replay {100 * x:.0f} % vs 0 %: forgetting × {ms(ratio, '.2f')} "
+                          f"(per seed {', '.join(f'{r:.2f}' for r in ratio)}), German loss {ms(cost, '+.3f')} "
+                          f"nats ({ms(cost_pct, '+.2f')} %)")
     out += ["Validation loss before (the pretrained model) and after the German stage; forgetting = the English "
             "loss's rise, adaptation = the German loss's fall (nats, and % of the loss before):", "",
-            table(["run", "en before", "en after", "forgetting", "forgetting %", "de before", "de after",
+            table(["run", "seeds", "en before", "en after", "forgetting", "forgetting %", "de before", "de after",
                    "adaptation", "adaptation %"], rows), "",
             "Paired by seed, against the same schedule without replay (the goal: forgetting × ≤ 0.5 at a German "
             "cost ≤ 1 %): " + "; ".join(paired) + ".", ""]
@@ -739,16 +751,16 @@ def smollm2_section() -> str:
     def draw(fig):
         ax = fig.subplots()
         for rs, label, marker in ((rew, "re-warm", "o"), (inf, "infinite", "s")):
-            for vi, v in enumerate(rs[0]["last_stage_variants"] if rs else []):
-                var = [r["last_stage_variants"][vi] for r in rs]
-                x = [a["after"]["eval_de_loss"] for a in var]
-                y = [a["after"]["eval_en_loss"] - a["before"]["eval_en_loss"] for a in var]
-                ax.errorbar(np.mean(x), np.mean(y), xerr=np.std(x) if len(x) > 1 else None,
-                            yerr=np.std(y) if len(y) > 1 else None, marker=marker, color=f"C{vi}", capsize=3,
-                            label=f"{label}, replay {100 * v['replay']:.0f} %")
+            for vi, (x, runs) in enumerate(_by_replay(rs).items()):
+                var = [v for _, v in runs]
+                de = [v["after"]["eval_de_loss"] for v in var]
+                en = [v["after"]["eval_en_loss"] - v["before"]["eval_en_loss"] for v in var]
+                ax.errorbar(np.mean(de), np.mean(en), xerr=np.std(de) if len(de) > 1 else None,
+                            yerr=np.std(en) if len(en) > 1 else None, marker=marker, color=f"C{vi}", capsize=3,
+                            ls="none", label=f"{label}, replay {100 * x:.0f} % (n={len(var)})")
         ax.set_xlabel("German validation loss after (lower: more adaptation)")
         ax.set_ylabel("English validation loss rise (forgetting)")
-        ax.set_title("SmolLM2-135M continued on German: the forgetting / adaptation trade-off")
+        ax.set_title("SmolLM2-135M continued on German: forgetting vs adaptation")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
 

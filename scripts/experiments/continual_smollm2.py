@@ -38,7 +38,7 @@ def infinite_schedule(steps: int) -> dict:
             "anneal": "exponential", "anneal_steps": anneal, "anneal_start": steps - anneal}
 
 
-def recipe_for(variant: str, seed: int, steps: int):
+def recipe_for(variant: str, seed: int, steps: int, replays: list[float] | None = None):
     from curricula.pipelines import ContinualRecipe
 
     if not (SMOLLM2 / "config.json").is_file():
@@ -49,7 +49,7 @@ def recipe_for(variant: str, seed: int, steps: int):
                           "warmup_steps": max(1, steps // 10)}
     return ContinualRecipe.from_dict({
         "stages": [{"name": "en", "packed": str(packed("en-smollm2")), "steps": 0}, de],
-        "variants": {"replay": [0.0, 0.05] if variant == "infinite" else [0.0, 0.05, 0.25]},
+        "variants": {"replay": replays or ([0.0, 0.05] if variant == "infinite" else [0.0, 0.05, 0.25])},
         "model_name_or_path": str(SMOLLM2), "max_lr": MAX_LR,
         "infinite": infinite_schedule(steps) if variant == "infinite" else None,
         "eval_every": steps, "max_eval_blocks": EVAL_BLOCKS,
@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--variant", choices=["rewarm", "infinite"], required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--replays", type=float, nargs="+", help="replay shares of the German stage (default: 0 0.05 0.25 "
+                    "for rewarm, 0 0.05 for infinite)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "runs" / "experiments-r2" / "continual-smollm2"))
     a = ap.parse_args()
@@ -71,7 +73,7 @@ def main() -> None:
 
     from hf_trainer_ext.pipelines.continual import run_continual
 
-    recipe = recipe_for(a.variant, a.seed, a.steps)
+    recipe = recipe_for(a.variant, a.seed, a.steps, a.replays)
     out = Path(a.out) / f"{a.variant}-seed{a.seed}"
     result = run_continual(recipe, out)
     result.pop("recipe", None)
