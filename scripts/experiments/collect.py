@@ -110,6 +110,14 @@ def figure(path: Path, draw, size=(9, 4)):
     return path.relative_to(ROOT / "docs")
 
 
+def style(ax, xlabel: str, ylabel: str, title: str, legend_size: int = 7) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def band(ax, curves: list[tuple[list, list]], label: str, color: str):
     """Mean curve with a min-max band over seeds (the seeds share their evaluation steps)."""
     n = min(len(c[0]) for c in curves)
@@ -590,20 +598,12 @@ def doremi_r2_section() -> str:
             offset = spent_before.get(key, 0)
             band(ax1, [([(e["step"] + offset) for e in r["mains"][key]["evals"]],
                         [avg_loss(e, names) for e in r["mains"][key]["evals"]]) for r in rs], label, c)
-        ax1.set_xlabel("total steps (reference and proxy included)")
-        ax1.set_ylabel("average log-perplexity")
-        ax1.set_title("equal compute")
-        ax1.grid(alpha=0.3)
-        ax1.legend(fontsize=7)
+        style(ax1, "total steps (reference and proxy included)", "average log-perplexity", "equal compute")
         for (key, label), c in zip(R2_COMPOSE, ("C1", "C3", "C2")):
             if crs:
                 band(ax2, [([e["step"] for e in r["compose"][key]["evals"]],
                             [e["eval_loss"] for e in r["compose"][key]["evals"]]) for r in crs], label, c)
-        ax2.set_xlabel("steps")
-        ax2.set_ylabel("validation loss")
-        ax2.set_title("composition")
-        ax2.grid(alpha=0.3)
-        ax2.legend(fontsize=7)
+        style(ax2, "steps", "validation loss", "composition")
 
     fig = figure(FIG / "exp_r2_doremi.png", draw, (11, 4))
     out += [f"![DoReMi round 2]({fig})", "", commands(rs), ""]
@@ -758,11 +758,8 @@ def smollm2_section() -> str:
                 ax.errorbar(np.mean(de), np.mean(en), xerr=np.std(de) if len(de) > 1 else None,
                             yerr=np.std(en) if len(en) > 1 else None, marker=marker, color=f"C{vi}", capsize=3,
                             ls="none", label=f"{label}, replay {100 * x:.0f} % (n={len(var)})")
-        ax.set_xlabel("German validation loss after (lower: more adaptation)")
-        ax.set_ylabel("English validation loss rise (forgetting)")
-        ax.set_title("SmolLM2-135M continued on German: forgetting vs adaptation")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        style(ax, "German validation loss after (lower: more adaptation)", "English validation loss rise (forgetting)",
+              "SmolLM2-135M continued on German: forgetting vs adaptation")
 
     fig = figure(FIG / "exp_r2_smollm2.png", draw, (7, 4.5))
     out += [f"![SmolLM2 continual]({fig})", "", "(Means over seeds; bars: the spread over seeds.)", "",
