@@ -748,6 +748,18 @@ def smollm2_section() -> str:
             "Paired by seed, against the same schedule without replay (the goal: forgetting × ≤ 0.5 at a German "
             "cost ≤ 1 %): " + "; ".join(paired) + ".", ""]
 
+    domains = sorted({k for r in rew + inf for v in r["last_stage_variants"]
+                      for k in v.get("per_domain", {}).get("before", {})}, key=lambda k: (k.startswith("de"), k))
+    if domains:
+        rows = []
+        for rs, label in ((rew, "re-warm"), (inf, "infinite")):
+            for x, runs in _by_replay(rs).items():
+                pd = [v["per_domain"] for _, v in runs if v.get("per_domain")]
+                rows.append([f"{label}, replay {100 * x:.0f} %"] + [
+                    ms([100 * (d["after"][k] / d["before"][k] - 1) for d in pd], "+.1f") for k in domains])
+        out += ["Per domain: the perplexity's change over the German stage, % (negative: better than the pretrained "
+                "model):", "", table(["run", *[k.split("/")[-1] for k in domains]], rows), ""]
+
     def draw(fig):
         ax = fig.subplots()
         for rs, label, marker in ((rew, "re-warm", "o"), (inf, "infinite", "s")):

