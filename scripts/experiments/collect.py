@@ -739,9 +739,12 @@ def smollm2_section() -> str:
                     / (z["after"]["eval_en_loss"] - z["before"]["eval_en_loss"]) for v, z in pairs]
             cost = [v["after"]["eval_de_loss"] - z["after"]["eval_de_loss"] for v, z in pairs]
             cost_pct = [100 * c / z["after"]["eval_de_loss"] for c, (_, z) in zip(cost, pairs)]
-            paired.append(f"{label}, replay {100 * x:.0f} % vs 0 %: English {ms(en, '+.3f')} nats, forgetting left "
-                          f"{', '.join(f'{r:+.2f}' for r in left)} × (per seed; below 0: English ends better than "
-                          f"the pretrained model), German {ms(cost, '+.3f')} nats ({ms(cost_pct, '+.2f')} %)")
+            forgot = all(z["after"]["eval_en_loss"] > z["before"]["eval_en_loss"] for _, z in pairs)
+            left_text = (f", forgetting left {', '.join(f'{r:+.2f}' for r in left)} × per seed (below 0: English "
+                         "ends better than the pretrained model)") if forgot else \
+                " (without replay English did not get worse, so there is no forgetting to divide)"
+            paired.append(f"{label}, replay {100 * x:.0f} % vs 0 %: English {ms(en, '+.3f')} nats{left_text}, "
+                          f"German {ms(cost, '+.3f')} nats ({ms(cost_pct, '+.2f')} %)")
     out += ["Validation loss before (the pretrained model) and after the German stage; forgetting = the English "
             "loss's rise, adaptation = the German loss's fall (nats, and % of the loss before):", "",
             table(["run", "seeds", "en before", "en after", "forgetting", "forgetting %", "de before", "de after",
