@@ -838,10 +838,14 @@ def r2_hardware_line() -> str:
     rs = load("r2/*/*/result.json")
     if not rs:
         return ""
-    return (f"One thread per run, 2 to 5 runs at a time on the 2 cores (so wall times in the results are not "
-            f"comparable across runs); HEAD when the runs finished: {', '.join(sorted({r['commit'] for r in rs}))} "
-            "(the experiment code of a round-2 run is the same in all; later commits changed the collector, tests "
-            "and docs).")
+    smol = load("r2/continual-smollm2/*/result.json")
+    smol_threads = sorted({r["hardware"]["threads_per_run"] for r in smol})
+    smol_text = (f" (the SmolLM2 runs: {', '.join(map(str, smol_threads))} threads, one run at a time)"
+                 if smol else "")
+    return (f"One thread per run{smol_text}, 2 to 5 runs at a time on the 2 cores (so wall times in the results are "
+            f"not comparable across runs); HEAD when the runs finished: {', '.join(sorted({r['commit'] for r in rs}))} "
+            "(later commits added options and experiments and run the earlier ones unchanged, or changed the "
+            "collector, tests and docs).")
 
 
 def hardware_line() -> str:
