@@ -35,4 +35,4 @@ def test_results_page_tables_rebuild_from_the_raw_results(tmp_path, monkeypatch)
     assert f"{collect.BEGIN}\n{part}\n{collect.END}" in page  # every table, difference and command on the page
     assert {p.name for p in (tmp_path / "docs" / "figures").iterdir()} == {
         "exp_lfr_vs_random.png", "exp_doremi.png", "exp_continual.png", "exp_lfr_vs_random_spread.png",
-        "exp_r2_forgetting.png", "exp_r2_doremi.png"}
+        "exp_r2_forgetting.png", "exp_r2_doremi.png", "exp_r2_smollm2.png"}

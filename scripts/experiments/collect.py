@@ -819,10 +819,14 @@ def amplification_section() -> str:
         "excess loss on that domain shrinks, so round 2 down-weights it again, and the other way round for the "
         "up-weighted domains. The rounds are a positive feedback loop through the reference, not a fixed-point "
         "iteration: with a reference that learns each domain in proportion to its weight, they can only converge "
-        "when the weights stop moving the reference. What this does not test (no runs in this round): the step size "
-        "η, the per-domain vs pooled normaliser of the excess loss (official DoReMi issues #9/#33) and the proxy's "
-        "length; the official code's two conventions are now options (`initial_excess: log_vocab`, "
-        "`average_includes_initial: true`) for whoever runs them.", ""])
+        "when the weights stop moving the reference. The step size η and the proxy's length are varied on the 20 "
+        "sources (the previous section), in one round: they change how far the weights move, not the loop. Not "
+        "varied: the normaliser of the proxy's loss (official DoReMi issues #9/#33). Here each token of domain d "
+        "weighs α_d / p_d and the sum is divided by the batch's tokens, which equals the paper's per-domain mean "
+        "Σ_d α_d · mean loss_d in expectation (a domain's expected token count is p_d times the batch's); the "
+        "official code divides by Σ_d α_d n_d instead. The weight update itself uses the per-domain mean excess, "
+        "as both do. The official code's two conventions are options (`initial_excess: log_vocab`, "
+        "`average_includes_initial: true`), not run here.", ""])
 
 
 def round2_part() -> str:
