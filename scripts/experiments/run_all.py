@@ -81,11 +81,12 @@ def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
             out.append((f"r2-doremi-sweep-{tag}-seed{s}",
                         ["doremi_round2.py", "--seed", str(s), "--packed", "en-sources-cap500", "--no-compose",
                          "--mains", "doremi_3run", "uniform_B", *extra, "--out", str(folder)], folder / f"seed{s}"))
-    for s in seeds:  # SmolLM2-135M on German (needs models/smollm2-135m: see continual_smollm2.py)
-        for v in ("rewarm", "infinite"):
+    for s in seeds:  # SmolLM2-135M on German (needs models/smollm2-135m: see continual_smollm2.py); ~10 min a variant,
+        for v in ("rewarm", "infinite"):  # so 25 % replay only for the first seed
             folder = R2 / "continual-smollm2"
+            replays = ["--replays", "0", "0.05"] if v == "rewarm" and s != seeds[0] else []
             out.append((f"r2-smollm2-{v}-seed{s}", ["continual_smollm2.py", "--variant", v, "--seed", str(s),
-                                                     "--threads", "1"], folder / f"{v}-seed{s}"))
+                                                     *replays, "--threads", "1"], folder / f"{v}-seed{s}"))
     return out
 
 
