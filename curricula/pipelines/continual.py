@@ -107,9 +107,14 @@ class ContinualRecipe:
         return out
 
 
+def known_stage_names(stages: list[Stage]) -> list[str]:
+    """The ``steps: 0`` stages: data the starting model already knows (replayed and evaluated, never trained)."""
+    return [s.name for s in stages if s.steps == 0]
+
+
 def check_known_stages(stages: list[Stage], model_name_or_path: str | None) -> None:
     """``steps: 0`` stages stand for what a pretrained model learnt before this run: they come first, and only then."""
-    known = [s.name for s in stages if s.steps == 0]
+    known = known_stage_names(stages)
     if not known:
         return
     if model_name_or_path is None:

@@ -23,7 +23,8 @@ from transformers import TrainerCallback
 
 from curricula.data.packed import PackedData
 from curricula.methods import ReplayConfig
-from curricula.pipelines.continual import ContinualError, ContinualRecipe, Stage, stage_schedule  # noqa: F401
+from curricula.pipelines.continual import (ContinualError, ContinualRecipe, Stage, known_stage_names,  # noqa: F401
+                                           stage_schedule)
 from curricula.report.training_plots import plot_continual
 from curricula.run_layout import write_json
 from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity
@@ -250,7 +251,7 @@ def run_union(recipe: ContinualRecipe, out_dir: str | Path) -> dict:
     """The from-scratch reference of continual pretraining: one run on the union of all stages' data with the same
     total steps, each stage's blocks drawn in proportion to its steps (the same tokens of each dataset as the staged
     run, all at once), one warmup + cosine schedule. Writes ``OUT/union.json``."""
-    known = [s.name for s in recipe.stages if s.steps == 0]
+    known = known_stage_names(recipe.stages)
     if known:
         raise ContinualError(
             f"a union run trains from scratch on every stage's data, but stage(s) {known} have steps: 0 (data the "

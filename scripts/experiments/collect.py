@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, RUNS  # noqa: E402
+from common import DOREMI_SWEEP, ROOT, RUNS  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
 RAW = ROOT / "docs" / "experiments"  # a committed copy of every result.json: the tables can be rebuilt from a clone
@@ -645,23 +645,22 @@ def doremi_sources_section() -> str:
     return "\n".join(out)
 
 
-SWEEP_TAGS = ("eta0.3", "eta3", "proxy600")  # run_all.py's SWEEP, next to η = 1 (doremi-sources)
-
-
 def doremi_sweep_section() -> str:
     """DoReMi's settings on the 20 sources, each paired by seed with its own uniform main model."""
     title = "### DoReMi's settings on the 20 sources: step size η and proxy length"
     base = {r["seed"]: r for r in load("r2/doremi-sources/seed*/result.json")}
-    sweeps = {tag: load(f"r2/doremi-sweep-{tag}/seed*/result.json") for tag in SWEEP_TAGS}
+    sweeps = {tag: load(f"r2/doremi-sweep-{tag}/seed*/result.json") for tag in DOREMI_SWEEP}
     if not any(sweeps.values()):
         return f"{title}\n\nNot run yet (`python scripts/experiments/run_all.py --only r2-doremi-sweep`).\n"
     seeds = sorted({r["seed"] for rs in sweeps.values() for r in rs})
-    label = lambda r: f"η = {r['eta']:g}, proxy {r.get('proxy_steps', r['budget'])} steps"  # noqa: E731
+    def setting(r: dict) -> str:
+        return f"η = {r['eta']:g}, proxy {r.get('proxy_steps', r['budget'])} steps"
+
     first = [base[s] for s in seeds if s in base]
-    settings = [(label(first[0]) + " (the runs above)", first)] if first else []
-    settings += [(label(rs[0]), rs) for rs in sweeps.values() if rs]
+    settings = [(setting(first[0]) + " (the runs above)", first)] if first else []
+    settings += [(setting(rs[0]), rs) for rs in sweeps.values() if rs]
     names = settings[0][1][0]["domain_names"]
-    rows, same_uniform = [], [0.0]
+    rows, same_uniform = [], []
     for label, rs in settings:
         d_avg, d_worst, wins, top, ent = [], [], [], [], []
         for r in rs:
@@ -682,9 +681,10 @@ def doremi_sweep_section() -> str:
         title, "",
         f"The same one-round pipeline and data as above (reference and main models {all_rs[0]['budget']} steps), "
         "with one setting changed; each setting's DoReMi main model is paired by seed with a uniform main model "
-        f"from the same init (seeds {', '.join(map(str, seeds))}). The uniform main models do not depend on the "
-        f"setting: their final validation losses equal those of the η = 1 runs to within {max(same_uniform):.1e}. "
-        "Effective domains = exp(entropy) of the weights (20 = uniform).", "",
+        f"from the same init (seeds {', '.join(map(str, seeds))}). "
+        + (f"The uniform main models do not depend on the setting: their final validation losses equal those of "
+           f"the η = 1 runs to within {max(same_uniform):.1e}. " if same_uniform else "")
+        + "Effective domains = exp(entropy) of the weights (20 = uniform).", "",
         table(["setting", "seeds", "Δ average log-ppl vs uniform", "per seed", "Δ worst ppl vs uniform",
                "sources better (of 20)", "largest weight", "effective domains"], rows), "",
         commands(all_rs), ""])
@@ -717,19 +717,26 @@ def smollm2_section() -> str:
               f"anneal to {r0['min_lr']:.0e} over the last {inf[0]['infinite']['anneal_steps']} steps. " if inf else "")
            + "Validation: 70 English blocks (10 per domain) and 70 German blocks; \"before\" is the "
            "pretrained model itself. The seed sets the data order and the replayed blocks.", ""]
-    rows, paired = [], []
-    for rs, label in ((rew, "re-warm"), (inf, "infinite")):
+    domains = sorted({k for r in rew + inf for v in r["last_stage_variants"]
+                      for k in v.get("per_domain", {}).get("before", {})}, key=lambda k: (k.startswith("de"), k))
+    rows, paired, domain_rows, points = [], [], [], []  # points: (label, marker, color, German after, forgetting)
+    for rs, label, marker in ((rew, "re-warm", "o"), (inf, "infinite", "s")):
         by_replay = _by_replay(rs)
         zero = dict(by_replay.get(0.0, []))
-        for x, runs in by_replay.items():
+        for vi, (x, runs) in enumerate(by_replay.items()):
+            name = f"{label}, replay {100 * x:.0f} %"
             var = [v for _, v in runs]
             en0, en1 = [v["before"]["eval_en_loss"] for v in var], [v["after"]["eval_en_loss"] for v in var]
             de0, de1 = [v["before"]["eval_de_loss"] for v in var], [v["after"]["eval_de_loss"] for v in var]
             forget = [b - a for a, b in zip(en0, en1)]
             adapt = [a - b for a, b in zip(de0, de1)]
-            rows.append([f"{label}, replay {100 * x:.0f} %", ", ".join(str(seed) for seed, _ in runs), ms(en0), ms(en1),
+            rows.append([name, ", ".join(str(seed) for seed, _ in runs), ms(en0), ms(en1),
                          ms(forget, "+.3f"), ms([100 * f / a for f, a in zip(forget, en0)], "+.1f"), ms(de0), ms(de1),
                          ms(adapt, ".3f"), ms([100 * d / a for d, a in zip(adapt, de0)], ".1f")])
+            points.append((f"{name} (n={len(var)})", marker, f"C{vi}", de1, forget))
+            pd = [v["per_domain"] for v in var if v.get("per_domain")]
+            domain_rows.append([name] + [ms([100 * (d["after"][k] / d["before"][k] - 1) for d in pd], "+.1f")
+                                         for k in domains])
             pairs = [(v, zero[seed]) for seed, v in runs if seed in zero]
             if x == 0.0 or not pairs:
                 continue
@@ -743,7 +750,7 @@ def smollm2_section() -> str:
             left_text = (f", forgetting left {', '.join(f'{r:+.2f}' for r in left)} × per seed (below 0: English "
                          "ends better than the pretrained model)") if forgot else \
                 " (without replay English did not get worse, so there is no forgetting to divide)"
-            paired.append(f"{label}, replay {100 * x:.0f} % vs 0 %: English {ms(en, '+.3f')} nats{left_text}, "
+            paired.append(f"{name} vs 0 %: English {ms(en, '+.3f')} nats{left_text}, "
                           f"German {ms(cost, '+.3f')} nats ({ms(cost_pct, '+.2f')} %)")
     out += ["Validation loss before (the pretrained model) and after the German stage; forgetting = the English "
             "loss's rise, adaptation = the German loss's fall (nats, and % of the loss before):", "",
@@ -751,29 +758,16 @@ def smollm2_section() -> str:
                    "adaptation", "adaptation %"], rows), "",
             "Paired by seed, against the same schedule without replay (the goal: forgetting left ≤ 0.5 × at a "
             "German cost ≤ 1 %): " + "; ".join(paired) + ".", ""]
-
-    domains = sorted({k for r in rew + inf for v in r["last_stage_variants"]
-                      for k in v.get("per_domain", {}).get("before", {})}, key=lambda k: (k.startswith("de"), k))
     if domains:
-        rows = []
-        for rs, label in ((rew, "re-warm"), (inf, "infinite")):
-            for x, runs in _by_replay(rs).items():
-                pd = [v["per_domain"] for _, v in runs if v.get("per_domain")]
-                rows.append([f"{label}, replay {100 * x:.0f} %"] + [
-                    ms([100 * (d["after"][k] / d["before"][k] - 1) for d in pd], "+.1f") for k in domains])
         out += ["Per domain: the perplexity's change over the German stage, % (negative: better than the pretrained "
-                "model):", "", table(["run", *[k.split("/")[-1] for k in domains]], rows), ""]
+                "model):", "", table(["run", *[k.split("/")[-1] for k in domains]], domain_rows), ""]
 
     def draw(fig):
         ax = fig.subplots()
-        for rs, label, marker in ((rew, "re-warm", "o"), (inf, "infinite", "s")):
-            for vi, (x, runs) in enumerate(_by_replay(rs).items()):
-                var = [v for _, v in runs]
-                de = [v["after"]["eval_de_loss"] for v in var]
-                en = [v["after"]["eval_en_loss"] - v["before"]["eval_en_loss"] for v in var]
-                ax.errorbar(np.mean(de), np.mean(en), xerr=np.std(de) if len(de) > 1 else None,
-                            yerr=np.std(en) if len(en) > 1 else None, marker=marker, color=f"C{vi}", capsize=3,
-                            ls="none", label=f"{label}, replay {100 * x:.0f} % (n={len(var)})")
+        for name, marker, color, de, en in points:
+            ax.errorbar(np.mean(de), np.mean(en), xerr=np.std(de) if len(de) > 1 else None,
+                        yerr=np.std(en) if len(en) > 1 else None, marker=marker, color=color, capsize=3,
+                        ls="none", label=name)
         style(ax, "German validation loss after (lower: more adaptation)", "English validation loss rise (forgetting)",
               "SmolLM2-135M continued on German: forgetting vs adaptation")
 

@@ -35,6 +35,8 @@ SMOLLM2_PACKED = {  # packed with SmolLM2's own tokenizer, blocks spread over ev
     "en-smollm2": ("data/corpus/en", 600),  # the stand-in for its pretraining data: replayed and evaluated
     "de-smollm2": ("data/corpus/de", 4000),  # the new data
 }
+DOREMI_SWEEP = {  # round 2: DoReMi's settings on the 20 sources, next to eta 1 (tag -> doremi_round2.py flags)
+    "eta0.3": ["--eta", "0.3"], "eta3": ["--eta", "3"], "proxy600": ["--proxy-steps", "600"]}
 MODEL = {"n_layer": 2, "n_embd": 128, "n_head": 4}
 MODELS = {"small": MODEL, "large": {"n_layer": 4, "n_embd": 256, "n_head": 4}}  # 1.5 M / 3.2 M non-embedding
 BATCH = 16

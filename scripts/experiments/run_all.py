@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, RUNS  # noqa: E402
+from common import DOREMI_SWEEP, ROOT, RUNS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,7 +76,7 @@ def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
                     ["doremi_round2.py", "--seed", str(s), "--packed", "en-sources-cap500", "--no-compose", "--mains",
                      "doremi_3run", "uniform_B", "--out", str(R2 / "doremi-sources")], R2 / "doremi-sources" / f"seed{s}"))
     for s in seeds[:2]:  # DoReMi's settings on the 20 sources: eta and the proxy's length (2 seeds; eta 1 is above)
-        for tag, extra in SWEEP.items():
+        for tag, extra in DOREMI_SWEEP.items():
             folder = R2 / f"doremi-sweep-{tag}"
             out.append((f"r2-doremi-sweep-{tag}-seed{s}",
                         ["doremi_round2.py", "--seed", str(s), "--packed", "en-sources-cap500", "--no-compose",
@@ -88,9 +88,6 @@ def round2(seeds: list[int]) -> list[tuple[str, list[str], Path]]:
             out.append((f"r2-smollm2-{v}-seed{s}", ["continual_smollm2.py", "--variant", v, "--seed", str(s),
                                                      *replays, "--threads", "1"], folder / f"{v}-seed{s}"))
     return out
-
-
-SWEEP = {"eta0.3": ["--eta", "0.3"], "eta3": ["--eta", "3"], "proxy600": ["--proxy-steps", "600"]}
 
 
 def run(job: tuple[str, list[str], Path]) -> tuple[str, int, float]:
