@@ -371,7 +371,7 @@ def main(argv=None) -> int:
     lfr_ds, lfr_steps, lfr_epochs = None, 0, 0
     if "lfr" in args.kinds:
         from curricula.methods import DataInfo, RunInfo
-        from curricula.recipes import load_recipe
+        from curricula.methods import load_recipe
 
         config = load_recipe("lfr")
         dom = np.asarray(blocks.with_format("numpy")["domain_id"])

@@ -180,7 +180,7 @@ def main() -> None:
     lfr_ds, lfr_steps = None, 0
     if args.lfr:
         from curricula.methods import DataInfo, LFRConfig, RunInfo
-        from curricula.recipes import load_recipe
+        from curricula.methods import load_recipe
 
         config: LFRConfig = load_recipe("lfr")
         dom = np.asarray(blocks.with_format("numpy")["domain_id"])

@@ -51,7 +51,7 @@ def _raw_write(table, path: Path) -> float:
 
 
 def run_size(n: int, rounds: int, n_domains: int, folder: Path, sync: bool, seed: int = 0) -> None:
-    from curricula.curriculum import IndexTable, select_focus
+    from curricula.methods.lfr import IndexTable, select_focus
 
     rng = np.random.default_rng(seed)
     path = folder / f"bench-index-{n}.arrow"

@@ -4,7 +4,7 @@ Layout of ``OUTPUT_DIR`` (``RunDir``)::
 
     run.json                      the run's identity: run_id, method, seed, domains, lineage (parent runs)
     curriculum/                   the curriculum log: epoch-NNN-<phase>.parquet, focus_reports.jsonl, table.arrow,
-                                  run.json (the plan sized in steps), reports.jsonl (every method's decisions)
+                                  plan.json (the plan sized in steps), reports.jsonl (every method's decisions)
     doremi/                       Group-DRO weights: domain_weights.json, weights_history.parquet, domain_weights.png
     training_config.json          the TrainingArguments (hub tokens masked)
     _data.json                    where the training data came from (a local path: '_' keeps it off the Hub)
@@ -236,7 +236,7 @@ class RunDir:
 
     run_json = property(lambda self: self.root / "run.json")
     curriculum = property(lambda self: self.root / "curriculum")
-    plan_json = property(lambda self: self.curriculum / "run.json")
+    plan_json = property(lambda self: self.curriculum / "plan.json")
     focus_reports = property(lambda self: self.curriculum / "focus_reports.jsonl")
     reports = property(lambda self: self.curriculum / "reports.jsonl")
     table = property(lambda self: self.curriculum / "table.arrow")
@@ -246,6 +246,11 @@ class RunDir:
     analysis = property(lambda self: self.root / "analysis")
     eval_results = property(lambda self: self.root / "eval_results.json")
     anneal_trigger = property(lambda self: self.root / "ANNEAL")
+
+    def plan_file(self) -> Path:
+        """``curriculum/plan.json``, or ``curriculum/run.json`` in run folders written before it was renamed."""
+        legacy = self.curriculum / "run.json"
+        return legacy if not self.plan_json.is_file() and legacy.is_file() else self.plan_json
 
     def epoch_log(self, index: int, kind: str) -> Path:
         return self.curriculum / f"epoch-{index:03d}-{kind}.parquet"

@@ -40,7 +40,7 @@ class CurriculumTrainingArguments(TrainingArguments):
     )
     lr_schedule: str | None = field(
         default=None,
-        metadata={"help": "A curricula LR schedule (curricula.curriculum.schedules) as JSON/YAML or a YAML/JSON file, "
+        metadata={"help": "A curricula LR schedule (curricula.optim.schedules) as JSON/YAML or a YAML/JSON file, "
                           "e.g. '{\"type\": \"infinite\", \"constant_lr\": 3e-4, ...}'; replaces lr_scheduler_type. "
                           "max_lr and total_steps default to learning_rate and the run's steps."},
     )
@@ -208,7 +208,7 @@ def parse_schedule(value: Any) -> dict:
 
     import yaml
 
-    from curricula.curriculum.schedules import Schedule
+    from curricula.optim.schedules import Schedule
 
     if isinstance(value, Schedule):
         return value.to_dict()
@@ -236,8 +236,8 @@ def parse_schedule(value: Any) -> dict:
 def resolve_curriculum(args: CurriculumTrainingArguments):
     """The method config of ``args.curriculum`` (+ params) and ``args.domain_weights``, or None."""
     from curricula.methods import MethodConfig, MixtureConfig
-    from curricula.methods.mixture import parse_weights_arg
-    from curricula.recipes import is_pipeline, load_recipe
+    from curricula.mixing.weights import parse_weights_arg
+    from curricula.methods import is_pipeline, load_recipe
 
     params = parse_mapping(args.curriculum_params, "curriculum_params")
     args.curriculum_params = params

@@ -19,7 +19,8 @@ from curricula.errors import ConfigError
 
 def _load(spec: str, kind: type, command: str):
     """A recipe of the kind this command runs; any other method is refused with the command that runs it."""
-    from curricula.recipes import load_recipe, read_recipe
+    from curricula.methods import load_recipe
+    from curricula.recipes import read_recipe
 
     method = read_recipe(spec)["method"]
     config = load_recipe(spec)
@@ -39,7 +40,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_doremi(a: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from curricula.pipelines import DoReMiRecipe
+    from curricula.methods import DoReMiRecipe
     from hf_trainer_ext.pipelines.doremi import run_doremi
 
     recipe = _load(a.recipe, DoReMiRecipe, "doremi")
@@ -59,7 +60,7 @@ def cmd_doremi(a: argparse.Namespace) -> None:
 def cmd_continual(a: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from curricula.pipelines import ContinualRecipe
+    from curricula.methods import ContinualRecipe
     from hf_trainer_ext.pipelines.continual import run_continual
 
     recipe = _load(a.recipe, ContinualRecipe, "continual")

@@ -1,10 +1,11 @@
 """Every override of a private ``transformers.Trainer`` method, in one place, each saying why.
 
 ``CurriculumTrainer`` inherits ``TrainerCompat`` before ``Trainer``. Each override delegates to a public method of
-the trainer (``curriculum_sampler``, ``resume_position``, ``save_curriculum_checkpoint``, ``finish_checkpoint``), so
+the trainer (``curriculum_sampler``, ``resume_position``, ``start_stream_at``, ``save_curriculum_checkpoint``,
+``finish_checkpoint``), so
 what the curriculum does is written once, in ``trainer.py``, and what depends on Trainer's internals is here.
 ``tests/test_compat.py`` fails when a transformers release changes what these rely on (names, signatures, the order of
-``set_initial_training_values``' tuple, where ``_save_checkpoint`` rotates). Checked against transformers 5.23-5.24.
+``set_initial_training_values``' tuple, where ``_save_checkpoint`` rotates). Checked against transformers 5.25.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ NUM_TRAIN_EPOCHS, NUM_TRAIN_SAMPLES, TOTAL_TRAIN_BATCH_SIZE, MAX_STEPS = 0, 3, 4
 
 def running_loss_sum(trainer) -> float:
     """The training loss summed over the steps of this ``train()`` call so far: Trainer keeps it in
-    ``_total_loss_scalar`` (drained at logging steps) plus ``_tr_loss`` (on device since the last logging step)."""
-    tr = getattr(trainer, "_tr_loss", None)
-    return float(getattr(trainer, "_total_loss_scalar", 0.0)) + (float(tr.item()) if tr is not None else 0.0)
+    ``_total_loss_scalar`` (drained at logging steps) plus ``_tr_loss`` (on device since the last logging step).
+    Called only while training (checkpoints), when Trainer has both; ``tests/test_compat.py`` pins them."""
+    return float(trainer._total_loss_scalar) + float(trainer._tr_loss.item())
 
 
 class TrainerCompat:
@@ -61,6 +62,13 @@ class TrainerCompat:
         if self.curriculum is not None and resume_from_checkpoint is not None:
             epochs_trained, steps = self.resume_position(self.state.global_step)
         return epochs_trained, steps
+
+    def get_resumed_dataloader(self, dataloader, num_batches):
+        # (public since transformers 5.25) Trainer would replay the sampler and drop the first batches; a curriculum's
+        # stream starts at the resumed step instead, from the state its checkpoint saved (O(1), not O(step))
+        if self.curriculum is None:
+            return super().get_resumed_dataloader(dataloader, num_batches)
+        return self.start_stream_at(dataloader, num_batches)
 
     def _save_checkpoint(self, model, trial):
         # Trainer rotates older checkpoints away inside _save_checkpoint, before the on_save callbacks run: with

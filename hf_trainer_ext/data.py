@@ -10,8 +10,10 @@ on the rest of each row (``input_ids`` and any other model input the dataset has
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -206,3 +208,51 @@ def check_collator(collator: Callable, dataset: BlockDataset) -> None:
             "inputs (input_ids and the dataset's other input columns) with block_id/domain_id set aside. Make it accept "
             "such rows, or drop data_collator= (the trainer's own collator builds input_ids and labels)"
         ) from err
+
+
+# ---- what the trainer takes: packing in the trainer, the model's input columns, domain names --------------------
+
+
+def pack_for_training(ds, args, model, tokenizer):
+    """``args.packing``: ``curricula.data.pack.pack_dataset`` with the trainer's tokenizer and the model's context."""
+    import tempfile
+
+    from curricula.data.pack import pack_dataset
+
+    if ds is None:
+        return None
+    if tokenizer is None and args.dataset_text_field in getattr(ds, "column_names", ()):
+        from curricula.errors import ConfigError
+
+        raise ConfigError("packing needs a tokenizer to tokenize the text: pass processing_class=tokenizer")
+    spec = None
+    if tokenizer is not None:
+        folder = Path(str(getattr(tokenizer, "name_or_path", "") or ""))
+        if (folder / "tokenizer.json").is_file():
+            spec = str(folder)
+        else:  # a tokenizer object without a folder: save it for curricula's tokenizer loader
+            spec = tempfile.mkdtemp(prefix="curricula-packing-tokenizer-")
+            tokenizer.save_pretrained(spec)
+    size = args.packing_block_size
+    if size is None:
+        config = getattr(model, "config", None)
+        size = min(int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)), 1024)
+    return pack_dataset(ds, tokenizer=spec, block_size=size, text_column=args.dataset_text_field,
+                        domain_column=args.domain_column)
+
+
+def model_inputs(model) -> list[str]:
+    """Dataset columns worth passing to the collator besides input_ids: what the model's forward takes."""
+    if model is None:
+        return []
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return []
+    return [p for p in params if p not in ("input_ids", "kwargs", "labels")] + ["labels"]
+
+
+def class_label_names(ds) -> list[str] | None:
+    from curricula.data.pack import domain_names_of
+
+    return domain_names_of(ds)

@@ -374,7 +374,7 @@ def write_trainer_card(trainer, language=None, license=None, tags=None, model_na
     Trainer's ``push_to_hub`` calls ``create_model_card`` before uploading ``output_dir``, so the card describes what
     is uploaded: the curriculum (plan, replay, LR schedule and its plot, weights, analysis), the training
     configuration with the plan's real number of epochs (``trainer.curriculum_epochs``, else
-    ``curriculum/run.json``'s; never ``num_train_epochs`` when a plan ran) and the loss-token note, and what
+    ``curriculum/plan.json``'s; never ``num_train_epochs`` when a plan ran) and the loss-token note, and what
     Trainer's own card has: the evaluation results and their table from ``trainer.state.log_history``, and the
     keywords (``trainer_card_keywords``) in the front matter and the text. Files are replaced atomically through
     ``_``-prefixed temporaries (Trainer's uploads skip ``_*``): a checkpoint push may be reading ``output_dir``."""

@@ -143,7 +143,7 @@ class StepStatsAccumulator:
             self._sums[2].index_add_(0, dom, excess.sum(-1).double())
 
     def reduce(self, accelerator, step: int):
-        from curricula.methods.base import StepStats
+        from curricula.methods.seam import StepStats
 
         s = self._sums
         if accelerator is not None and accelerator.num_processes > 1:
@@ -151,3 +151,21 @@ class StepStatsAccumulator:
         s = s.cpu().numpy().copy()
         self._sums.zero_()
         return StepStats(step=step, tokens=s[0], loss_sum=s[1], excess_sum=s[2] if self.excess else None)
+
+
+def domain_perplexities(records: dict, names: list[str], prefix: str = "eval") -> dict:
+    """exp(mean token loss) per domain (blocks have equal length, so the mean of block means is the token mean),
+    its uniform average over domains and its worst case."""
+    loss, dom = records["loss"], records["domain_id"]
+    ok = np.isfinite(loss)
+    out, ppls = {}, []
+    for d, name in enumerate(names):
+        sel = ok & (dom == d)
+        if sel.any():
+            ppl = float(np.exp(loss[sel].mean()))
+            out[f"{prefix}_ppl/{name}"] = ppl
+            ppls.append(ppl)
+    if ppls:
+        out[f"{prefix}_ppl_avg"] = float(np.mean(ppls))
+        out[f"{prefix}_ppl_worst"] = float(np.max(ppls))
+    return out

@@ -24,7 +24,7 @@ LOSSES_FILE = "reference_losses.arrow"
 META_FILE = "reference.json"
 
 
-class ReferenceError(CurriculaError):
+class ReferenceMismatchError(CurriculaError):
     """Reference losses that do not fit the data; the message says how to fix it."""
 
 
@@ -94,10 +94,10 @@ class ReferenceLosses:
     def __init__(self, directory: Path, n_blocks: int, block_size: int, tokenizer_identity: dict | None = None):
         directory = Path(directory)
         if not (directory / LOSSES_FILE).is_file():
-            raise ReferenceError(f"{directory} has no {LOSSES_FILE}; score the reference model first (score_reference)")
+            raise ReferenceMismatchError(f"{directory} has no {LOSSES_FILE}; score the reference model first (score_reference)")
         meta = json.loads((directory / META_FILE).read_text())
         if meta["n_blocks"] != n_blocks or meta["block_size"] != block_size:
-            raise ReferenceError(
+            raise ReferenceMismatchError(
                 f"reference losses in {directory} cover {meta['n_blocks']} blocks of {meta['block_size']} tokens, the "
                 f"training data has {n_blocks} of {block_size}; score the reference on the same packed data"
             )
@@ -112,7 +112,7 @@ class ReferenceLosses:
 
 def check_same_tokenizer(theirs: dict | None, ours: dict | None, what: str) -> None:
     if theirs and ours and theirs.get("vocab_sha256") != ours.get("vocab_sha256"):
-        raise ReferenceError(
+        raise ReferenceMismatchError(
             f"{what} used tokenizer {theirs.get('name')!r} (vocab sha256 {theirs.get('vocab_sha256', '')[:12]}…) but the "
             f"packed data uses {ours.get('name')!r} ({ours.get('vocab_sha256', '')[:12]}…); token ids would not mean the "
             "same thing: use a reference model trained on data packed with the same tokenizer"
@@ -129,7 +129,7 @@ def load_model_checked(folder: str | Path, tokenizer_identity: dict | None, what
         try:
             theirs = load_tokenizer(folder).identity.to_dict()
         except TokenizerError as err:
-            raise ReferenceError(f"cannot check the tokenizer of {what} {folder}: {err}") from None
+            raise ReferenceMismatchError(f"cannot check the tokenizer of {what} {folder}: {err}") from None
         check_same_tokenizer(theirs, tokenizer_identity, what=f"{what} {folder}")
     return AutoModelForCausalLM.from_pretrained(folder)
 

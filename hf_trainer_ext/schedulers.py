@@ -1,4 +1,4 @@
-"""Torch glue for ``curricula.curriculum.schedules``: an ``LRScheduler`` driven by a pure schedule; an anneal trigger.
+"""Torch glue for ``curricula.optim.schedules``: an ``LRScheduler`` driven by a pure schedule; an anneal trigger.
 
 ``ScheduleLR`` sets every param group's LR from ``schedule.lr(step)`` (absolute LRs; extra param groups keep their
 ratio to the first group's base LR). Its ``state_dict`` carries the schedule's ``to_dict``, so resuming restores the
@@ -20,7 +20,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 from transformers import TrainerCallback
 
-from curricula.curriculum.schedules import Schedule, ScheduleError, schedule_from_dict
+from curricula.optim.schedules import Schedule, ScheduleError, schedule_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +224,14 @@ class AnnealCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
         return control
+
+
+def install_schedule(trainer, optimizer: torch.optim.Optimizer, num_training_steps: int) -> ScheduleLR:
+    """``trainer.args.lr_schedule`` as the trainer's LR scheduler, with an ``AnnealCallback`` when the schedule can
+    anneal on demand (``--anneal_at``, or the file ``OUTPUT_DIR/ANNEAL``)."""
+    scheduler = create_schedule_scheduler(optimizer, trainer.args.lr_schedule, num_training_steps=num_training_steps)
+    annealable = hasattr(scheduler.schedule, "anneal_start")
+    if annealable and not any(isinstance(cb, AnnealCallback) for cb in trainer.callback_handler.callbacks):
+        trigger = Path(trainer.args.output_dir) / "ANNEAL"
+        trainer.add_callback(AnnealCallback(at_step=trainer.args.anneal_at, trigger_file=str(trigger)))
+    return scheduler

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.output_dir)
     lines = [f"model and tokenizer:          {out} (the data's meta: {data.path / 'meta.json'})"]
     if trainer.curriculum is not None and (out / "curriculum").is_dir():
-        lines.append(f"curriculum log:               {out / 'curriculum'} (epoch-*.parquet, run.json, table.arrow)")
+        lines.append(f"curriculum log:               {out / 'curriculum'} (epoch-*.parquet, plan.json, table.arrow)")
         from curricula.analysis import analyze_run, format_report
 
         try:

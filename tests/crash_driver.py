@@ -22,6 +22,8 @@ os.environ["OMP_NUM_THREADS"] = "1"
 sys.path.insert(0, str(Path(__file__).parent))
 
 import curricula.run_layout as layout  # noqa: E402
+import hf_trainer_ext.boundary as boundary_mod  # noqa: E402
+import hf_trainer_ext.checkpoints as checkpoints_mod  # noqa: E402
 import hf_trainer_ext.trainer as trainer_mod  # noqa: E402
 from curricula.errors import CurriculaError  # noqa: E402
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
@@ -34,10 +36,10 @@ TARGETS = {
     "training_step": (Trainer, "training_step"),
     "save_model": (CurriculumTrainer, "save_model"),
     "rng_state": (Trainer, "_save_rng_state"),
-    "curriculum_state": (trainer_mod, "atomic_dir"),
-    "marker": (CurriculumTrainer, "mark_checkpoint_complete"),
+    "curriculum_state": (checkpoints_mod, "atomic_dir"),
+    "marker": (checkpoints_mod.CheckpointIO, "mark_complete"),
     "rotation": (trainer_mod, "rotate_checkpoints"),
-    "epoch_log": (trainer_mod, "write_epoch_log"),
+    "epoch_log": (boundary_mod, "write_epoch_log"),
     "atomic_write": (layout, "atomic_write"),
     "atomic_write_mid": (layout, "atomic_write"),
 }

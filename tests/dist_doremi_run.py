@@ -17,6 +17,7 @@ import os  # noqa: E402
 
 from curricula.methods import DoReMiOnlineConfig, GroupDROConfig  # noqa: E402
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 out, cache = Path(sys.argv[1]), sys.argv[2]
 max_steps = int(sys.argv[3]) if len(sys.argv) > 3 else 8
@@ -27,11 +28,31 @@ args = targs(out / ("online" if online else "proxy"), max_steps=max_steps, per_d
              gradient_accumulation_steps=2, ddp_find_unused_parameters=False, save_strategy="steps", save_steps=4)
 tr = CurriculumTrainer(model=tiny_gpt2(dropout=0.0, seed=2), args=args, train_dataset=blocks(), reference_losses=cache, curriculum=method,
                        tokenizer_identity={"name": "synthetic", "vocab_sha256": "0" * 64})
+history, stream = [], []
+
+
+class Weights(TrainerCallback):  # after the curriculum's own callback: the weights this rank holds after each step
+    def on_step_end(self, args, state, control, **kwargs):
+        dro = tr.curriculum.dro
+        history.append({"step": state.global_step, "weights": dro.weights.tolist(), "average": dro.average.tolist(),
+                        "excess": dro.excess.tolist()})
+
+
+def drawn(batches):  # every global batch the sampler draws from the curriculum on this rank
+    def tap(epoch, start=0):
+        for batch in batches(epoch, start):
+            stream.append(batch.tolist())
+            yield batch
+    return tap
+
+
+tr.add_callback(Weights())
+tr.curriculum.batches = drawn(tr.curriculum.batches)
 tr.train(resume_from_checkpoint=resume)
 rank = tr.args.process_index
 (out / f"weights-rank{rank}{'-online' if online else ''}{'-resumed' if resume else ''}.json").write_text(json.dumps(
-    {"history": tr.curriculum.history.rows(), "average": tr.curriculum.dro.average.tolist(), "world": tr.args.world_size,
-     "stream": list(iter(tr.curriculum_sampler())) if online else None}))
+    {"history": history, "average": tr.curriculum.dro.average.tolist(), "world": tr.args.world_size,
+     "stream": stream if online else None}))
 
 from hf_trainer_ext.distributed import shutdown_distributed  # noqa: E402
 

@@ -59,6 +59,8 @@ def digest(folder: Path) -> str:
     return hashlib.sha256(b"".join(w[k].tobytes() for k in sorted(w))).hexdigest()[:16]
 
 
+from curricula.methods.online import read_weights_history  # noqa: E402
+
 results = {}
 for name in [m for m in wanted if m in METHODS]:
     extra_args, extra = METHODS[name]
@@ -76,7 +78,8 @@ for name in [m for m in wanted if m in METHODS]:
         "world": tr.args.world_size, "losses": tap.losses, "batches": tap.batches,
         "sharded": any(type(p).__name__ == "DTensor" for p in tr.model.parameters()),
         "eval": {k: v for k, v in metrics.items() if "ppl" in k or "task" in k or k == "eval_loss"},
-        "history": cur.history.weights.tolist() if cur is not None and hasattr(cur, "history") else None,
+        "history": (read_weights_history(out / name / "doremi" / "weights_history.parquet")["weights"].tolist()
+                    if (out / name / "doremi" / "weights_history.parquet").is_file() else None),
         "log": sorted(p.name for p in log_dir.glob("epoch-*.parquet")) if log_dir.is_dir() else [],
         "weights": digest(out / name) if tr.args.process_index == 0 else None,
     }
@@ -87,7 +90,7 @@ for name in [m for m in wanted if m in METHODS]:
     del tr
 
 if "continual" in wanted:
-    from curricula.pipelines import ContinualRecipe
+    from curricula.methods import ContinualRecipe
     from hf_trainer_ext.pipelines.continual import run_continual
 
     training = {k: v for k, v in BASE.items() if k not in ("learning_rate", "eval_tasks", "eval_tokenizer")}

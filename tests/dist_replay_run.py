@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from hf_trainer_ext.arguments import CurriculumTrainingArguments  # noqa: E402
 from curricula.methods import ReplayConfig  # noqa: E402
-from curricula.pipelines import ContinualRecipe  # noqa: E402
+from curricula.methods import ContinualRecipe  # noqa: E402
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
 from hf_trainer_ext.pipelines.continual import _load_stages, _stage_data  # noqa: E402
 from test_trainer import tiny_gpt2  # noqa: E402

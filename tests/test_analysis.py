@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from curricula.analysis import analyze_run, format_report
-from curricula.curriculum.fates import summarize_fates
-from curricula.curriculum.log import write_epoch_log
-from curricula.curriculum.plan import PhaseEpoch
+from curricula.methods.lfr.fates import summarize_fates
+from curricula.logs import write_epoch_log
+from curricula.methods.lfr.plan import PhaseEpoch
 from curricula.data.corpus import write_corpus
 from curricula.data.pack import PackConfig, load_blocks, pack_corpus
 from curricula.data.tokenizers import load_tokenizer
@@ -81,7 +81,7 @@ def make_run(root: Path, packed: Path | None, focus: bool = True) -> Path:
         offset = int(steps.max())
     info = {"plan": {"name": "lfr-test"}, "seed": 0, "global_batch": 2, "n_blocks": 10,
             "domain_names": ["code", "prose", "legal"], "epochs": plan_epochs, "total_steps": offset}
-    (log_dir / "run.json").write_text(json.dumps(info))
+    (log_dir / "plan.json").write_text(json.dumps(info))
     if focus:
         with open(log_dir / "focus_reports.jsonl", "w") as fh:
             for epoch, kept in FOCUS_KEPT.items():
@@ -222,7 +222,7 @@ def test_all_losses_nonfinite_still_writes_plots(tmp_path):
     res = analyze_run(tmp_path / "run")
     assert res["summary"]["counts"]["unseen_or_once"] == 3 and res["summary"]["nonfinite_visits"] == 6
     assert res["excerpts"] == {"most_forgotten": [], "hardest": []}
-    assert any("run.json missing" in n for n in res["notes"])
+    assert any("plan.json missing" in n for n in res["notes"])
     for name in ("ppl_histogram_per_phase", "domain_ppl_over_training"):
         assert_png(tmp_path / "run" / "analysis" / f"{name}.png")
     assert "No block was forgotten." in format_report(res)

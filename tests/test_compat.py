@@ -17,6 +17,7 @@ SIGNATURES = {
                              "resume_from_checkpoint", "trial"],
     "_save_checkpoint": ["self", "model", "trial"],
     "_push_from_checkpoint": ["self", "checkpoint_folder"],
+    "get_resumed_dataloader": ["self", "dataloader", "num_batches"],
 }
 
 
@@ -73,3 +74,23 @@ def test_signature_columns_keep_the_block_columns(tmp_path):
     tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, max_steps=1), train_dataset=blocks())
     tr._set_signature_columns_if_needed()
     assert {"block_id", "domain_id", "input_ids"} <= set(tr._signature_columns)
+
+
+def test_the_running_loss_sum_reads_what_trainer_accumulates(tmp_path):
+    """running_loss_sum reads Trainer's _total_loss_scalar + _tr_loss (no silent default): at the end of a run it
+    equals the mean training loss Trainer reports times the steps."""
+    from transformers import TrainerCallback
+
+    from hf_trainer_ext.compat import running_loss_sum
+
+    tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, max_steps=4, logging_steps=3), train_dataset=blocks())
+    seen = []
+
+    class Tap(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            seen.append(running_loss_sum(tr))
+
+    tr.add_callback(Tap())
+    out = tr.train()
+    assert len(seen) == 4 and all(b > a for a, b in zip(seen, seen[1:]))
+    assert abs(seen[-1] - out.training_loss * 4) < 1e-4

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from curricula.methods import DataInfo, ReplayConfig, RunInfo
-from curricula.pipelines import ContinualError, ContinualRecipe, Stage
+from curricula.methods import ContinualError, ContinualRecipe, Stage
 from hf_trainer_ext.pipelines.continual import _stage_data, run_continual, run_union
 
 
@@ -96,13 +96,13 @@ def test_one_infinite_schedule_runs_across_stages(two_stages, tmp_path):
                 "anneal": "exponential", "anneal_steps": 2, "anneal_start": 6, "max_steps": 8}
     import json
 
-    from curricula.pipelines import stage_schedule
+    from curricula.methods import stage_schedule
 
     assert len(json.dumps(stage_schedule(recipe(two_stages, infinite=infinite), 1))) > 255
     result = run_continual(recipe(two_stages, max_lr=2e-3, infinite=infinite), tmp_path)
     second = result["last_stage_variants"][0]["schedule"]
     assert second["type"] == "offset" and second["offset"] == 4 and second["schedule"]["anneal_start"] == 6
-    from curricula.curriculum.schedules import schedule_from_dict
+    from curricula.optim.schedules import schedule_from_dict
 
     sched = schedule_from_dict(second)
     assert sched.lr(0) == pytest.approx(6e-4)  # global step 4: constant phase, no re-warm at the switch
@@ -168,7 +168,7 @@ def test_a_pretrained_models_own_data_is_replayed_and_evaluated_but_not_trained(
 
 
 def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path):
-    from hf_trainer_ext.reference import ReferenceError
+    from hf_trainer_ext.reference import ReferenceMismatchError
     from test_trainer import tiny_gpt2
 
     tiny_gpt2().save_pretrained(tmp_path / "m")
@@ -181,7 +181,7 @@ def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path):
     from transformers import GPT2TokenizerFast
 
     GPT2TokenizerFast.from_pretrained(str(tmp_path / "m")).save_pretrained(str(tmp_path / "m"))
-    with pytest.raises(ReferenceError, match="token ids would not mean the same thing"):
+    with pytest.raises(ReferenceMismatchError, match="token ids would not mean the same thing"):
         run_continual(recipe(two_stages, model_name_or_path=str(tmp_path / "m")), tmp_path / "out")
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from curricula.curriculum.log import read_curriculum_log
+from curricula.logs import read_curriculum_log
 from curricula.errors import (CheckpointError, ConfigError, CorruptFileError, DiskFullError, DivergenceError,
                               RunFolderError)
 from curricula.run_layout import COMPLETE, read_jsonl, write_json
@@ -78,7 +78,7 @@ def test_resume_refuses_missing_and_incomplete_checkpoints_with_the_fix(tmp_path
 
 def test_rotation_waits_for_the_curriculum_state(tmp_path, monkeypatch):
     """With save_total_limit=1, a crash while the new checkpoint's curriculum state is written leaves the old one."""
-    import hf_trainer_ext.trainer as trainer_mod
+    import hf_trainer_ext.checkpoints as checkpoints_mod
 
     calls = []
 
@@ -88,8 +88,8 @@ def test_rotation_waits_for_the_curriculum_state(tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real(target)
 
-    real = trainer_mod.atomic_dir
-    monkeypatch.setattr(trainer_mod, "atomic_dir", dying_atomic_dir)
+    real = checkpoints_mod.atomic_dir
+    monkeypatch.setattr(checkpoints_mod, "atomic_dir", dying_atomic_dir)
     with pytest.raises(KeyboardInterrupt):
         lfr(tmp_path, tmp_path / "run", save_total_limit=1)
     names = sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*"))

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import curricula.curriculum.index_table as index_table_mod
-from curricula.curriculum import (
+import curricula.methods.lfr.index_table as index_table_mod
+from curricula.methods.lfr import (
     FATES,
     IndexTable,
     LFRPolicy,
@@ -324,7 +324,7 @@ def test_select_focus_drops_exactly_the_lowest(s):
 @pytest.mark.parametrize("sample", [20_000, 8])  # a bracketing sample; one too small to bracket (full fallback)
 @pytest.mark.parametrize("nonfinite", [False, True])
 def test_select_focus_large_table_path_is_exact(monkeypatch, sample, nonfinite):
-    import curricula.curriculum.lfr as lfr
+    import curricula.methods.lfr.policy as lfr
 
     monkeypatch.setattr(lfr, "_SMALL", 1000)
     monkeypatch.setattr(lfr, "_SAMPLE", sample)
@@ -539,7 +539,7 @@ def test_core_imports_no_torch_or_transformers():
     import subprocess
 
     code = (
-        "import sys, curricula.curriculum; "
+        "import sys, curricula.methods.lfr; "
         "bad = [m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -548,7 +548,7 @@ def test_core_imports_no_torch_or_transformers():
 
 
 def test_other_methods_recipes_are_not_plans():
-    from curricula.curriculum.plan import Plan, PlanError
+    from curricula.methods.lfr.plan import Plan, PlanError
 
     with pytest.raises(PlanError, match=r"recipe 'doremi' is a doremi recipe, not a curriculum plan; run it with `curricula doremi"):
         Plan.from_recipe("doremi")

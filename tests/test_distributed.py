@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from curricula.curriculum.log import read_curriculum_log
+from curricula.logs import read_curriculum_log
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def two_rank_run(tmp_path_factory):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
-    run = json.loads((out / "run" / "curriculum" / "run.json").read_text())
+    run = json.loads((out / "run" / "curriculum" / "plan.json").read_text())
     return out, ranks, run
 
 

@@ -6,15 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from curricula.curriculum.doremi import (
-    DoReMiConfig,
-    DoReMiError,
-    GroupDROWeights,
-    l1_change,
-    read_weights_json,
-    weights_json,
-    write_weights_json,
-)
+from curricula.methods.doremi.update import DoReMiConfig, DoReMiError, GroupDROWeights
+from curricula.mixing.weights import WeightsError, l1_change, read_weights_json, weights_json, write_weights_json
 
 TOK = {"name": "gpt2", "kind": "tiktoken", "vocab_size": 50257, "eos_id": 50256, "vocab_sha256": "a" * 64}
 
@@ -117,15 +110,15 @@ def test_weights_json_round_trip_reorders_by_name(tmp_path):
 
 def test_read_weights_json_errors(tmp_path):
     path = write_weights_json(tmp_path / "w.json", weights_json([0.2, 0.5, 0.3], ["web", "code", "books"], TOK))
-    with pytest.raises(DoReMiError, match=r"other domains than this run \(missing \['wiki'\]; extra \['books'\]\)"):
+    with pytest.raises(WeightsError, match=r"other domains than this run \(missing \['wiki'\]; extra \['books'\]\)"):
         read_weights_json(path, ["web", "code", "wiki"])
-    with pytest.raises(DoReMiError, match=r"missing \['wiki'\]\)"):
+    with pytest.raises(WeightsError, match=r"missing \['wiki'\]\)"):
         read_weights_json(path, ["web", "code", "books", "wiki"])
     other = dict(TOK, name="my-bpe-8k", vocab_sha256="b" * 64)
     with pytest.raises(
-        DoReMiError,
+        WeightsError,
         match=r"computed with tokenizer 'gpt2' \(vocab_sha256 a{64}\), this run uses 'my-bpe-8k' \(vocab_sha256 "
-        r"b{64}\); DoReMi weights are tokenizer-specific",
+        r"b{64}\); learned domain weights are tokenizer-specific",
     ):
         read_weights_json(path, ["web", "code", "books"], tokenizer_identity=other)
 
@@ -134,13 +127,13 @@ def test_read_plain_official_format(tmp_path):
     path = tmp_path / "avg_domain_weights.json"
     path.write_text(json.dumps({"a": 0.25, "b": 0.75}))
     assert np.array_equal(read_weights_json(path, ["b", "a"]), [0.75, 0.25])
-    with pytest.raises(DoReMiError, match=r"records no tokenizer.*pass tokenizer_identity=None"):
+    with pytest.raises(WeightsError, match=r"records no tokenizer.*pass tokenizer_identity=None"):
         read_weights_json(path, ["a", "b"], tokenizer_identity=TOK)
 
 
 def test_l1_change():
     assert l1_change([0.5, 0.5], [0.25, 0.75]) == 0.5
-    with pytest.raises(DoReMiError, match=r"same length"):
+    with pytest.raises(WeightsError, match=r"same length"):
         l1_change([0.5, 0.5], [1.0])
 
 
@@ -176,7 +169,7 @@ def test_the_official_codes_conventions_reproduce_its_update_exactly():
 def test_the_conventions_are_recipe_options_checked_early_and_saved_with_the_state():
     from curricula.errors import ConfigError
     from curricula.methods import DoReMiOnlineConfig, GroupDROConfig
-    from curricula.pipelines import DoReMiRecipe
+    from curricula.methods import DoReMiRecipe
 
     assert DoReMiRecipe(initial_excess="log_vocab", average_includes_initial=True).dro_options()["initial_excess"] \
         == "log_vocab"

@@ -27,8 +27,8 @@ import pytest
 import torch
 import yaml
 
-from curricula.curriculum.log import write_epoch_log
-from curricula.curriculum.plan import PhaseEpoch
+from curricula.logs import write_epoch_log
+from curricula.methods.lfr.plan import PhaseEpoch
 from curricula.report import files as report_files
 from hf_trainer_ext.hub import HubPushError, collect_run_files, push_run
 from tests.hub_standin import HubStandIn
@@ -74,13 +74,13 @@ def run_dir(tmp_path, tokenizer_dir):
     write_epoch_log(log, PhaseEpoch(index=0, phase_index=0, kind="learn", epoch_in_phase=0),
                     {"block_id": np.arange(n), "domain_id": np.arange(n) % 2, "step": np.arange(n) // 4 + 1,
                      "loss": np.linspace(3.0, 2.0, n).astype(np.float32)})
-    (log / "run.json").write_text(json.dumps({
+    (log / "plan.json").write_text(json.dumps({
         "plan": {"name": "lfr", "params": {}, "phases": [{"kind": "learn", "epochs": 1}]}, "seed": 0,
         "global_batch": 4, "n_blocks": n, "domain_names": ["prose", "code"],
         "epochs": [{"index": 0, "kind": "learn", "phase_index": 0, "drop_percent": None, "blocks": n, "steps": 2}],
         "total_steps": 2}))
     (log / "focus_reports.jsonl").write_text("")
-    (log / "run.json.tmp").write_text("{}")
+    (log / "plan.json.tmp").write_text("{}")
     (run / "analysis").mkdir()
     (run / "analysis" / "domain_ppl_over_training.png").write_bytes(_png())
     (run / "analysis" / "report.md").write_text("# report\n")
@@ -144,7 +144,7 @@ def test_push_and_pull_back(run_dir, hub, online, tmp_path, caplog, capsys):
                                                                         ("config.json", "generation_config.json"))}
     expected = top_model | {
         "README.md", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "curriculum/epoch-000-learn.parquet", "curriculum/run.json", "curriculum/focus_reports.jsonl",
+        "curriculum/epoch-000-learn.parquet", "curriculum/plan.json", "curriculum/focus_reports.jsonl",
         "analysis/domain_ppl_over_training.png", "analysis/report.md", "analysis/summary.json",
         "doremi/domain_weights.json",
     }
@@ -367,7 +367,7 @@ def test_cli_push_failure_is_one_line_without_traceback(run_dir, online, monkeyp
 PLAN = "name: lfr-tiny\nphases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 1}]"
 SAVE_STEPS = (3, 6, 9)  # 96 blocks, global batch 16: 6 learn steps + 3 focus steps (50 % kept), saved every 3
 MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "training_args.bin"}
-RUN_LOG = {"curriculum/epoch-000-learn.parquet", "curriculum/epoch-001-focus.parquet", "curriculum/run.json",
+RUN_LOG = {"curriculum/epoch-000-learn.parquet", "curriculum/epoch-001-focus.parquet", "curriculum/plan.json",
            "curriculum/focus_reports.jsonl", "curriculum/table.arrow", "run.json"}
 CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "optimizer.pt", "scheduler.pt",
                     "rng_state.pth", "trainer_state.json", "training_args.bin", "training_config.json",

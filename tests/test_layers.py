@@ -37,7 +37,8 @@ mods = [m.name for m in pkgutil.walk_packages(curricula.__path__, 'curricula.')]
 for m in mods:
     importlib.import_module(m)
 from curricula.methods import METHODS
-from curricula.recipes import bundled, load_recipe
+from curricula.methods import load_recipe
+from curricula.recipes import bundled
 for r in bundled():
     load_recipe(r)
 assert {{'lfr', 'mixture', 'replay', 'group_dro', 'doremi_online'}} <= set(METHODS)

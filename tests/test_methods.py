@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from curricula.curriculum.doremi import DoReMiConfig, GroupDROWeights
-from curricula.curriculum.lfr import select_focus
+from curricula.methods.doremi.update import DoReMiConfig, GroupDROWeights
+from curricula.methods.lfr.policy import select_focus
 from curricula.errors import ConfigError, CurriculaError
 from curricula.methods import (METHODS, DataInfo, DoReMiOnlineConfig, LFRConfig, MixtureConfig, RunInfo,
                                method_config)
-from curricula.recipes import bundled, load_recipe
+from curricula.methods import load_recipe
+from curricula.methods.online import read_weights_history
+from curricula.recipes import bundled
 from hf_trainer_ext import CurriculumTrainer
 from hf_trainer_ext.reference import score_reference
 from test_trainer import LossTap, blocks, targs, tiny_gpt2
@@ -51,7 +53,7 @@ def test_every_bundled_recipe_loads_through_one_loader():
 def test_recipe_errors_name_the_fix():
     with pytest.raises(ConfigError, match=r"no bundled recipe 'lfx' \(did you mean 'lfr'\?\)"):
         load_recipe("lfx")
-    with pytest.raises(ConfigError, match="unknown method 'lfq'; registered methods: .*lfr"):
+    with pytest.raises(ConfigError, match="unknown method 'lfq' .*registered methods: .*lfr"):
         method_config("lfq")
     with pytest.raises(ConfigError, match=r"mixture recipe: unknown key\(s\) \['weight'\]"):
         load_recipe({"method": "mixture", "weight": "uniform"})
@@ -137,23 +139,24 @@ def online(out, cache, steps=8, **kw):
 def test_online_weights_update_every_step_from_the_excess_loss_and_drive_sampling(cache, tmp_path):
     tr, tap = online(tmp_path / "run", cache)
     tr.train()
-    cur, hist = tr.curriculum, tr.curriculum.history
-    assert len(hist) == 8 and list(hist.steps) == list(range(1, 9))
-    assert np.all(np.abs(np.diff(hist.weights, axis=0)).sum(1) > 0)  # the weights move at every step
-    assert np.all(hist.excess >= 0) and hist.excess.max() > 0
+    cur = tr.curriculum
+    hist = read_weights_history(tmp_path / "run" / "doremi" / "weights_history.parquet")
+    assert list(hist["step"]) == list(range(1, 9))
+    assert np.all(np.abs(np.diff(hist["weights"], axis=0)).sum(1) > 0)  # the weights move at every step
+    assert np.all(hist["excess"] >= 0) and hist["excess"].max() > 0
     # the weights are exactly Group DRO's update of the per-step excess: recompute them from the recorded excess
     dro = GroupDROWeights(3, DoReMiConfig(eta=1.0, smoothing=0.1))
     for t in range(8):
-        dro.update(hist.excess[t] * 1000.0, np.full(3, 1000.0))
-        np.testing.assert_allclose(dro.weights, hist.weights[t], rtol=0, atol=1e-12)
+        dro.update(hist["excess"][t] * 1000.0, np.full(3, 1000.0))
+        np.testing.assert_allclose(dro.weights, hist["weights"][t], rtol=0, atol=1e-12)
     # each step's batch follows the weights of `delay` steps before (exact per-batch counts)
     assert cur.delay == 2
     for t, ids in enumerate(per_step(tap)):
-        w = cur.sampling_weights(t)
-        np.testing.assert_array_equal(w, cur.initial if t < 3 else hist.weights[t - 3])
-        assert_counts_follow(ids, w)
+        assert_counts_follow(ids, cur.initial if t < 3 else hist["weights"][t - 3])
+    # the state holds only the weights the next batches need, never the history
+    assert sorted(cur.state_dict()["recent_steps"].tolist()) == [6, 7, 8]  # batch 8 is drawn from step 6's
     doc = json.loads((tmp_path / "run" / "doremi" / "domain_weights.json").read_text())
-    np.testing.assert_allclose(list(doc["weights"].values()), hist.average[-1], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(list(doc["weights"].values()), hist["average"][-1], rtol=0, atol=1e-15)
     assert doc["extra"]["method"] == "doremi_online" and doc["tokenizer"] == IDENTITY
 
 
@@ -173,7 +176,9 @@ def test_online_resume_is_exact(cache, tmp_path):
     rest.train(resume_from_checkpoint=str(tmp_path / "part" / "checkpoint-4"))
     assert part_tap.batches + rest_tap.batches == full_tap.batches
     np.testing.assert_allclose(part_tap.losses + rest_tap.losses, full_tap.losses, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(rest.curriculum.history.weights, full.curriculum.history.weights)
+    history = [read_weights_history(tmp_path / r / "doremi" / "weights_history.parquet") for r in ("full", "part")]
+    for key in ("step", "weights", "average", "excess"):
+        np.testing.assert_array_equal(history[1][key], history[0][key])  # the crashed timeline's rows were cut
     np.testing.assert_array_equal(rest.curriculum.dro.average, full.curriculum.dro.average)
 
 
@@ -205,11 +210,12 @@ def test_online_two_ranks_hold_identical_weights_and_streams_and_resume_exactly(
 
     run(8)
     r0, r1 = (json.loads((tmp_path / f"weights-rank{r}-online.json").read_text()) for r in (0, 1))
-    assert r0["world"] == r1["world"] == 2 and len(r0["history"]) == 8
+    assert r0["world"] == r1["world"] == 2 and len(r0["history"]) == 8 and len(r0["stream"]) == 8
     assert r0["history"] == r1["history"] and r0["stream"] == r1["stream"]  # bit-identical on both ranks
     run(8, tmp_path / "online" / "checkpoint-4")
     resumed = json.loads((tmp_path / "weights-rank0-online-resumed.json").read_text())
-    assert resumed["history"] == r0["history"] and resumed["stream"] == r0["stream"]
+    # the resumed run continues the stream at step 4 (nothing replayed) and learns the same weights
+    assert resumed["history"] == r0["history"][4:] and resumed["stream"] == r0["stream"][4:]
 
 
 # ---- the seam is small --------------------------------------------------------------------------------------------
@@ -227,9 +233,9 @@ def test_a_new_method_is_one_config_and_one_curriculum(tmp_path):
         def epoch_steps(self):
             return [self.run.max_steps]
 
-        def batches(self, epoch):
+        def batches(self, epoch, start=0):
             order = np.argsort(self.data.domain_ids, kind="stable")  # domain 0 first
-            for t in range(self.run.max_steps):
+            for t in range(start, self.run.max_steps):
                 yield np.resize(np.roll(order, -t * self.run.global_batch), self.run.global_batch)
 
     @dataclass

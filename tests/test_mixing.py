@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from curricula.curriculum.mixing import SHUFFLE_KEY, DomainMixer, MixingError, check_weights
+from curricula.mixing.mixer import SHUFFLE_KEY, DomainMixer, MixingError, check_weights
 
 
 def disjoint_pools(sizes):

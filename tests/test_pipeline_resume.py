@@ -84,7 +84,7 @@ def test_continual_killed_mid_stage_reruns_to_the_same_losses_without_retraining
 
 def test_a_finished_run_with_other_settings_is_refused(tiny_packed, tmp_path):  # noqa: F811
     from curricula.errors import RunFolderError
-    from curricula.pipelines import DoReMiRecipe
+    from curricula.methods import DoReMiRecipe
     from hf_trainer_ext.pipelines.doremi import run_doremi
 
     small = dict(rounds=1, reference_steps=2, proxy_steps=2, run_main=False,
@@ -95,7 +95,7 @@ def test_a_finished_run_with_other_settings_is_refused(tiny_packed, tmp_path):  
 
 
 def test_stage_names_cannot_leave_the_output_folder():
-    from curricula.pipelines import ContinualError, Stage
+    from curricula.methods import ContinualError, Stage
 
     for bad in ("../../x", "a/b", ".hidden", ""):
         with pytest.raises(ContinualError, match="cannot be a folder name under --out"):
@@ -103,7 +103,7 @@ def test_stage_names_cannot_leave_the_output_folder():
 
 
 def test_continual_writes_nothing_into_its_input_folders(two_stages, tmp_path):  # noqa: F811
-    from curricula.pipelines import ContinualRecipe
+    from curricula.methods import ContinualRecipe
     from hf_trainer_ext.pipelines.continual import run_continual
 
     inputs = [two_stages / "packed-en", two_stages / "packed-de"]

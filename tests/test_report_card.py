@@ -186,7 +186,7 @@ def _folder(tmp_path: Path) -> Path:
     (run / "curriculum").mkdir(parents=True)
     (run / "config.json").write_text("{}")
     # an older folder would be guessed from this plan name: the record wins
-    (run / "curriculum" / "run.json").write_text(json.dumps({"plan": {"name": "guess-me"}, "epochs": []}))
+    (run / "curriculum" / "plan.json").write_text(json.dumps({"plan": {"name": "guess-me"}, "epochs": []}))
     return run
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from curricula.curriculum.schedules import (
+from curricula.optim.schedules import (
     Constant,
     Infinite,
     ScheduleError,

@@ -9,7 +9,7 @@ import pytest
 
 from curricula.data.pack import read_meta
 from curricula.data.tokenizers import gpt2_files, load_tokenizer
-from hf_trainer_ext.reference import ReferenceError
+from hf_trainer_ext.reference import ReferenceMismatchError
 from test_continual import two_stages  # noqa: F401  (fixture: two tiny packed datasets sharing a BPE)
 
 SCRIPT = Path(__file__).parent.parent / "scripts" / "train.py"
@@ -45,6 +45,6 @@ def test_refuses_a_model_with_another_tokenizer(two_stages, tmp_path):  # noqa: 
     shutil.copy(ej, folder / "vocab.json")
     shutil.copy(vb, folder / "merges.txt")
     GPT2TokenizerFast.from_pretrained(str(folder)).save_pretrained(str(folder))
-    with pytest.raises(ReferenceError, match="token ids would not mean the same thing"):
+    with pytest.raises(ReferenceMismatchError, match="token ids would not mean the same thing"):
         train_main()(["--packed", str(two_stages / "packed-en"), "--model_name_or_path", str(folder),
                       "--output_dir", str(tmp_path / "run"), *COMMON])

@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, default_data_collator
 
-from curricula.curriculum.index_table import IndexTable
-from curricula.curriculum.log import read_curriculum_log
+from curricula.methods.lfr.index_table import IndexTable
+from curricula.logs import read_curriculum_log
 from hf_trainer_ext import CurriculumDataError, CurriculumTrainer, CurriculumTrainingArguments
 
 N, T, V = 96, 32, 128
@@ -118,7 +118,7 @@ def test_focus_boundary_drops_exactly_the_lowest_perplexity_blocks(tmp_path):
     assert report["n_dropped"] == n_drop and report["n_kept"] == N - n_drop
     # the easy domain is the one that leaves
     assert report["kept_per_domain"]["0"] < report["kept_per_domain"]["2"]
-    steps = json.loads((tmp_path / "run" / "curriculum" / "run.json").read_text())["total_steps"]
+    steps = json.loads((tmp_path / "run" / "curriculum" / "plan.json").read_text())["total_steps"]
     assert tr.state.global_step == steps == 6 + 5 + 5  # focus epochs are shorter: ceil(68 / 16) steps
     assert tr.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # the schedule ends with the plan
 
@@ -214,7 +214,7 @@ def test_perplexity_logging_keeps_trainers_own_logs(tmp_path):
 
 
 def test_lr_schedule_argument_drives_the_optimizer(tmp_path):
-    from curricula.curriculum.schedules import schedule_from_dict
+    from curricula.optim.schedules import schedule_from_dict
 
     spec = {"type": "infinite", "max_lr": 1e-3, "constant_lr": 5e-4, "min_lr": 1e-5, "warmup_steps": 2,
             "cooldown_steps": 4, "cooldown": "cosine", "anneal": "exponential", "anneal_steps": 3}

@@ -1,47 +1,38 @@
-"""Every method on the one seam (``base.Curriculum``), registered by name for recipes (``method: <name>``).
+"""Every method on the one seam (``seam.Curriculum``), each in its own home, registered by name for recipes.
 
-Adding a method: one new file here with a ``MethodConfig`` decorated ``@register("name")`` that builds a
-``Curriculum``, and one import line below.
+=====================  ==================================================  =============================================
+method                 home                                                what it does
+=====================  ==================================================  =============================================
+``lfr``                ``lfr/`` (method, plan, policy, index_table, fates)  Learn, Focus, Review over per-block losses
+``mixture``            ``mixture.py``                                       fixed domain weights, exact counts per batch
+``replay``             ``continual/replay.py``                              compute-equivalent replay of earlier stages
+``group_dro``          ``doremi/proxy.py``                                  DoReMi's proxy (Group DRO vs a reference)
+``doremi_online``      ``doremi/online.py``                                 DoReMi's weights learned by the main run
+``doremi`` (pipeline)  ``doremi/pipeline.py``                               reference → proxy → main, iterated rounds
+``continual`` (pipe.)  ``continual/pipeline.py``                            dataset stages, re-warm/re-decay, replay
+=====================  ==================================================  =============================================
+
+Adding a method inside the package: a folder (or file) here with a ``MethodConfig`` decorated ``@register("name")``
+whose ``build`` returns a ``Curriculum``, and one import line below. Outside the package: ``method:
+package.module:ConfigClass`` in a recipe, or an entry point in the group ``curricula.methods`` (``registry``).
 """
 
-from curricula.methods.base import (
-    METHODS,
-    Curriculum,
-    DataInfo,
-    EpochRecords,
-    MethodConfig,
-    MethodError,
-    Report,
-    RunInfo,
-    StepStats,
-    method_config,
-    register,
-)
-from curricula.methods.lfr import LFRConfig, LFRCurriculum  # noqa: F401  (registers "lfr")
-from curricula.methods.mixture import FixedMixture, MixtureConfig, ReplayConfig, resolve_weights  # noqa: F401
-from curricula.methods.group_dro import GroupDROConfig, GroupDROProxy  # noqa: F401
-from curricula.methods.doremi_online import DoReMiOnline, DoReMiOnlineConfig  # noqa: F401
+from curricula.methods.seam import (Curriculum, DataInfo, EpochLabel, EpochRecords, MethodConfig, MethodError,
+                                    NodeShared, Report, RunInfo, StepStats)
+from curricula.methods.registry import (ENTRY_POINT_GROUP, METHODS, PIPELINES, is_pipeline, load_recipe, lookup,
+                                        method_config, register, register_pipeline)
+
+# the bundled methods (each import registers its names)
+from curricula.methods.mixture import FixedMixture, MixtureConfig
+from curricula.methods.lfr import LFRConfig, LFRCurriculum
+from curricula.methods.continual import ContinualError, ContinualRecipe, ReplayConfig, Stage, stage_schedule
+from curricula.methods.doremi import (DoReMiOnline, DoReMiOnlineConfig, DoReMiRecipe, GroupDROConfig, GroupDROProxy,
+                                      baseline_weights)
 
 __all__ = [
-    "METHODS",
-    "Curriculum",
-    "DataInfo",
-    "DoReMiOnline",
-    "DoReMiOnlineConfig",
-    "EpochRecords",
-    "FixedMixture",
-    "GroupDROConfig",
-    "GroupDROProxy",
-    "LFRConfig",
-    "LFRCurriculum",
-    "MethodConfig",
-    "MethodError",
-    "MixtureConfig",
-    "ReplayConfig",
-    "Report",
-    "RunInfo",
-    "StepStats",
-    "method_config",
-    "register",
-    "resolve_weights",
+    "ENTRY_POINT_GROUP", "METHODS", "PIPELINES", "ContinualError", "ContinualRecipe", "Curriculum", "DataInfo",
+    "DoReMiOnline", "DoReMiOnlineConfig", "DoReMiRecipe", "EpochLabel", "EpochRecords", "FixedMixture",
+    "GroupDROConfig", "GroupDROProxy", "LFRConfig", "LFRCurriculum", "MethodConfig", "MethodError", "MixtureConfig",
+    "NodeShared", "ReplayConfig", "Report", "RunInfo", "Stage", "StepStats", "baseline_weights", "is_pipeline",
+    "load_recipe", "lookup", "method_config", "register", "register_pipeline", "stage_schedule",
 ]

@@ -2,8 +2,9 @@
 
 A recipe names its method (``method: lfr``, ``mixture``, ``group_dro``, ``doremi_online``, ... for one training run;
 ``method: doremi`` or ``continual`` for a multi-run pipeline); a plan with ``phases`` and no ``method`` is LFR.
-``load_recipe`` accepts a bundled name (``lfr``, ``doremi``), a path, YAML text or a mapping, from any working
-directory, and returns the method's config (``curricula.methods.MethodConfig``) or the pipeline's recipe.
+``read_recipe`` accepts a bundled name (``lfr``, ``doremi``), a path, YAML text or a mapping, from any working
+directory; ``curricula.methods.load_recipe`` turns it into the method's config (``MethodConfig``) or the pipeline's
+recipe. This module knows files, not methods.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -68,21 +68,3 @@ def read_recipe(spec: str | os.PathLike | Mapping) -> dict:
             raise ConfigError("the recipe does not say its method: add e.g. `method: lfr` (or mixture, group_dro, "
                               "doremi_online, doremi, continual)")
     return data
-
-
-def load_recipe(spec: str | os.PathLike | Mapping, **params: Any):
-    """A method config (one training run) or a pipeline recipe, from a name, a path, YAML text or a mapping."""
-    from curricula.methods import method_config
-    from curricula.pipelines import PIPELINES
-
-    data = read_recipe(spec)
-    method = data["method"]
-    if method in PIPELINES:
-        return PIPELINES[method].from_dict(data, **params)
-    return method_config(method).from_dict(data, **params)
-
-
-def is_pipeline(config: Any) -> bool:
-    from curricula.pipelines import PIPELINES
-
-    return isinstance(config, tuple(PIPELINES.values()))

@@ -1,8 +1,8 @@
 """``curricula analyze RUN_DIR``: what happened to every block of a curriculum run (``curricula.analysis`` re-exports
 this module).
 
-Reads the curriculum log a ``CurriculumTrainer`` run wrote (``RUN_DIR/curriculum/``: ``epoch-*.parquet``, ``run.json``,
-``focus_reports.jsonl``, ``table.arrow``), classifies every block with ``curricula.curriculum.fates`` (learned /
+Reads the curriculum log a ``CurriculumTrainer`` run wrote (``RUN_DIR/curriculum/``: ``epoch-*.parquet``, ``plan.json``,
+``focus_reports.jsonl``, ``table.arrow``), classifies every block with ``curricula.methods.lfr.fates`` (learned /
 unlearned / forgotten; "multiple descent" = forgotten two or more times), and writes into ``RUN_DIR/analysis/``:
 
     fates.parquet                    one row per block: the ``block_fates`` columns plus domain, min_ppl, nonfinite_visits
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curricula.curriculum.fates import FATES, block_fates, summarize_fates
-from curricula.curriculum.log import LOG_DIR, read_curriculum_log
+from curricula.methods.lfr.fates import FATES, block_fates, summarize_fates
+from curricula.logs import LOG_DIR, read_curriculum_log
 from curricula.errors import CorruptFileError
 from curricula.report.plots import domain_colors, figure, save_figure
 from curricula.run_layout import read_json, write_json, write_parquet, write_text
@@ -215,9 +215,9 @@ def analyze_run(run_dir, out_dir=None, top_k: int = 5, rel_tol: float = 0.0) -> 
     notes: list[str] = []
 
     log = read_curriculum_log(log_dir)
-    info = _read_json(log_dir / "run.json")
+    info = _read_json(log_dir / "plan.json") or _read_json(log_dir / "run.json")
     if info is None:
-        notes.append("run.json missing: domain names and plan taken from the log alone")
+        notes.append("plan.json missing: domain names and plan taken from the log alone")
         info = {}
     names = list(info.get("domain_names") or [])
 
@@ -231,7 +231,7 @@ def analyze_run(run_dir, out_dir=None, top_k: int = 5, rel_tol: float = 0.0) -> 
     def name(d: int) -> str:
         return str(names[d]) if 0 <= d < len(names) and names[d] is not None else f"domain {d}"
 
-    # plan epochs, as logged (kind from the log's phase column, drop percent from run.json)
+    # plan epochs, as logged (kind from the log's phase column, drop percent from plan.json)
     plan_epochs = {int(e["index"]): e for e in info.get("epochs", []) if "index" in e}
     uniq, first_row = np.unique(epoch, return_index=True)
     phase_col, phase_index_col = log.column("phase"), log.column("phase_index")

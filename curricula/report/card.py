@@ -4,7 +4,7 @@
 
     run.json                      the run record: method, run id, seed, domains, lineage (``curricula-run/1``)
     training_config.json          the TrainingArguments (hub tokens masked)
-    curriculum/run.json           the LFR plan sized in steps: its epochs
+    curriculum/plan.json          the LFR plan sized in steps: its epochs
     eval_results.json             ``curricula eval`` zero-shot results
     trainer_state.json            Trainer's log history (top level, else the newest checkpoint's), when no live
                                   ``log_history`` is given: the evaluation table and the logged learning rates
@@ -44,27 +44,10 @@ __all__ = ["render_card", "card_front_matter", "prepare_extras", "continual_cont
            "logged_lrs", "log_history_of", "write_lr_plot", "parse_log_history", "run_record", "run_method",
            "CARD_KEYWORDS", "CARD_TEMPLATE", "CONFIG_KEYS"]
 
-CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "run_card.md"
+CARD_TEMPLATE = Path(__file__).resolve().parent / "templates" / "run_card.md"  # ships in the wheel (package data)
 #: the keyword arguments of ``Trainer.create_model_card`` (``dataset_metadata``: ``TrainingSummary``'s)
 CARD_KEYWORDS = ("language", "license", "tags", "model_name", "finetuned_from", "tasks", "dataset_tags", "dataset",
                  "dataset_args", "dataset_metadata")
-
-_FALLBACK_TEMPLATE = """---
-{{front_matter}}
----
-
-# {{repo_name}}
-
-A causal language model pretrained with `curricula`, method `{{method}}`.
-
-{{summary}}
-
-{{sections}}
-
-## Files
-
-{{files}}
-"""
 
 # transformers.modelcard: the task names and the metric tags the Hub knows (a model-index metric must have one)
 TASK_TAG_TO_NAME = {
@@ -114,7 +97,7 @@ def run_record(run_dir) -> dict | None:
 
 def _guess_method(run_dir: Path) -> str:
     """For run folders from before ``run.json``: the plan's name, else which files exist."""
-    info = _read_json(run_dir / "curriculum" / "run.json")
+    info = _read_json(RunDir(run_dir).plan_file())
     name = ((info.get("plan") if isinstance(info, dict) else None) or {}).get("name")
     if name:
         return _tag(name)
@@ -344,7 +327,7 @@ def lr_schedule_info(config: dict | None, continual: dict | None = None,
         except Exception:  # noqa: BLE001 - an unreadable spec is shown as text below
             return {"name": "custom", "params": {"lr_schedule": spec}, "schedule": None, "total_steps": total}
     if isinstance(spec, dict):
-        from curricula.curriculum.schedules import ScheduleError, schedule_from_dict
+        from curricula.optim.schedules import ScheduleError, schedule_from_dict
 
         defaults: dict[str, Any] = {}
         if isinstance(config.get("learning_rate"), (int, float)):
@@ -373,12 +356,12 @@ def lr_schedule_info(config: dict | None, continual: dict | None = None,
 
 
 def _plan_info(run_dir: Path) -> dict | None:
-    info = _read_json(RunDir(run_dir).plan_json)
+    info = _read_json(RunDir(run_dir).plan_file())
     return info if isinstance(info, dict) else None
 
 
 def _run_steps(run_dir: Path, points: list[tuple[int, float]]) -> int | None:
-    """The run's optimizer steps when ``max_steps`` is unset: the plan's (``curriculum/run.json``), else the last
+    """The run's optimizer steps when ``max_steps`` is unset: the plan's (``curriculum/plan.json``), else the last
     logged step."""
     info = _plan_info(Path(run_dir)) or {}
     if isinstance(info.get("total_steps"), int) and info["total_steps"] > 0:
@@ -701,7 +684,7 @@ def render_card(run_dir, repo_id: str, files: list[str], license: str | None = "
     ``files``: the repo paths being uploaded (plots are linked only if they are among them). ``log_history``:
     Trainer's, when a live trainer writes the card (else ``trainer_state.json``'s). ``keywords``: what
     ``Trainer.create_model_card`` received (``CARD_KEYWORDS``; ``license`` there wins over the argument).
-    ``plan_epochs``: the curriculum's epochs (a count or the list), else the plan's (``curriculum/run.json``).
+    ``plan_epochs``: the curriculum's epochs (a count or the list), else the plan's (``curriculum/plan.json``).
     ``loss_type_note``: how the trainer set the model's loss (else the run record's ``loss_type_note``).
     ``config``: the training arguments (else ``training_config.json``); ``hyperparameters``: more rows for the
     training configuration (e.g. the total batch); ``framework_versions``: ``{package: version}``."""
@@ -759,7 +742,7 @@ def render_card(run_dir, repo_id: str, files: list[str], license: str | None = "
     if framework_versions:
         sections.append("## Framework versions\n\n" + "\n".join(f"- {k} {v}" for k, v in framework_versions.items()))
     has_tok = any(f in TOKENIZER_FILES for f in files)
-    template = CARD_TEMPLATE.read_text() if CARD_TEMPLATE.is_file() else _FALLBACK_TEMPLATE
+    template = CARD_TEMPLATE.read_text()
     values = {
         "front_matter": yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(),
         "repo_id": repo_id,

@@ -3,7 +3,7 @@
 From a folder written by ``CurriculumTrainer`` (or ``curricula doremi`` / ``curricula continual``):
 
     model files at the top      config.json, generation_config.json, *.safetensors (+ index), tokenizer files
-    curriculum/                 epoch-*.parquet, run.json, focus_reports.jsonl, table.arrow (only if <= 100 MB)
+    curriculum/                 epoch-*.parquet, plan.json, focus_reports.jsonl, table.arrow (only if <= 100 MB)
     analysis/                   *.png, report.md, summary.json, fates.parquet (``curricula analyze``)
     doremi/                     domain_weights.json, weights_history.parquet, *.png, doremi.json
 
@@ -54,7 +54,7 @@ def _keep_sub(folder: str, rel: str, path: Path) -> bool:
         if name == "table.arrow":
             return path.stat().st_size <= TABLE_MAX_BYTES
         return "/" not in rel and (
-            (name.startswith("epoch-") and name.endswith(".parquet")) or name in ("run.json", "focus_reports.jsonl"))
+            (name.startswith("epoch-") and name.endswith(".parquet")) or name in ("plan.json", "run.json", "focus_reports.jsonl"))
     if folder == "analysis":
         return "/" not in rel and (name.endswith(".png") or name in ("report.md", "summary.json", "fates.parquet"))
     if folder == "doremi":

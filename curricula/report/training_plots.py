@@ -13,22 +13,23 @@ import numpy as np
 from curricula.report.plots import figure as _figure, save_figure
 
 
-def plot_weights(history: list[dict], names: list[str], path: Path, title: str = "domain weights alpha per step"
-                 ) -> Path:
-    """Per-step weights (``history[i]["weights"]``) and their running average (``["average"]``)."""
-    steps = [h["step"] for h in history]
-    fig = _figure(9, 4.5)
-    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+def plot_weights(steps: np.ndarray, weights: np.ndarray, names: list[str], path: Path,
+                 average: np.ndarray | None = None, title: str = "domain weights per step") -> Path:
+    """Per-step weights ([steps, domains]) and, when given, their running average (DoReMi's output)."""
+    fig = _figure(9 if average is not None else 5.5, 4.5)
+    axes = fig.subplots(1, 2, sharey=True) if average is not None else [fig.subplots()]
     for d, name in enumerate(names):
-        (line,) = ax1.plot(steps, [h["weights"][d] for h in history], lw=1, label=name)
-        ax2.plot(steps, [h["average"][d] for h in history], lw=1.5, color=line.get_color())
-    ax1.set_title(title)
-    ax2.set_title("running average (DoReMi's output)")
-    for ax in (ax1, ax2):
+        (line,) = axes[0].plot(steps, weights[:, d], lw=1, label=name)
+        if average is not None:
+            axes[1].plot(steps, average[:, d], lw=1.5, color=line.get_color())
+    axes[0].set_title(title)
+    if average is not None:
+        axes[1].set_title("running average (DoReMi's output)")
+    for ax in axes:
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
-    ax1.set_ylabel("weight")
-    ax1.legend(fontsize=8, loc="upper left")
+    axes[0].set_ylabel("weight")
+    axes[0].legend(fontsize=8, loc="upper left")
     fig.set_dpi(110)
     return save_figure(fig, path)
 

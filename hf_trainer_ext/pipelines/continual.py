@@ -23,7 +23,7 @@ from transformers import TrainerCallback
 
 from curricula.data.packed import PackedData
 from curricula.methods import ReplayConfig
-from curricula.pipelines.continual import (ContinualError, ContinualRecipe, Stage, known_stage_names,  # noqa: F401
+from curricula.methods.continual.pipeline import (ContinualError, ContinualRecipe, Stage, known_stage_names,  # noqa: F401
                                            stage_schedule)
 from curricula.report.training_plots import plot_continual
 from curricula.run_layout import write_json

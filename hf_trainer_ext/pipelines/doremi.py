@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from curricula.curriculum.doremi import CONVENTION_DEFAULTS, l1_change, weights_json
+from curricula.methods.doremi.update import CONVENTION_DEFAULTS
 from curricula.data.packed import PackedData
 from curricula.errors import ConfigError
-from curricula.methods import DoReMiOnlineConfig, GroupDROConfig
-from curricula.pipelines.doremi import DoReMiRecipe, baseline_weights
+from curricula.methods import DoReMiOnlineConfig, DoReMiRecipe, GroupDROConfig, baseline_weights
+from curricula.mixing.weights import l1_change, weights_json
 from curricula.report.training_plots import plot_rounds
 from curricula.run_layout import read_json, write_json
 from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity
@@ -133,7 +133,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
                     eval_dataset=evaluation, lineage=lineage, **common, **kw)
                 main.train(resume_from_checkpoint=main_run.resume())
                 main.save_model()
-                done = main_run.done({"weights": main.curriculum.dro.average.tolist(),
+                done = main_run.done({"weights": main.curriculum.result()["weights"],
                                       "eval": _ppl(main.evaluate()) if evaluation is not None else None})
             new = np.array(done["weights"])
             rounds.append({"round": 0, "reference_weights": weights.tolist(), "weights": new.tolist(),
@@ -152,7 +152,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
                                       curriculum=GroupDROConfig(**recipe.dro_options()),
                                       lineage=lineage, **common, **kw)
             proxy.train(resume_from_checkpoint=proxy_run.resume())
-            done = proxy_run.done({"weights": proxy.curriculum.dro.average.tolist()})
+            done = proxy_run.done({"weights": proxy.curriculum.result()["weights"]})
         new = np.array(done["weights"])
         change = l1_change(new, weights)
         rounds.append({"round": r, "reference_weights": weights.tolist(), "weights": new.tolist(), "l1_change": change,

@@ -34,7 +34,7 @@ def infinite_schedule(d0_steps: int, d1_steps: int) -> dict:
 
 
 def recipe_for(variant: str, seed: int, d0_steps: int = 400, d1_steps: int = 300):
-    from curricula.pipelines import ContinualRecipe
+    from curricula.methods import ContinualRecipe
 
     return ContinualRecipe.from_dict({
         "stages": [{"name": "en", "packed": str(packed("en-cap2000")), "steps": d0_steps},

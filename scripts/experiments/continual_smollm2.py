@@ -39,7 +39,7 @@ def infinite_schedule(steps: int) -> dict:
 
 
 def recipe_for(variant: str, seed: int, steps: int, replays: list[float] | None = None):
-    from curricula.pipelines import ContinualRecipe
+    from curricula.methods import ContinualRecipe
 
     if not (SMOLLM2 / "config.json").is_file():
         sys.exit(f"{SMOLLM2} is missing: run `python scripts/convert_smollm2.py --out models/smollm2-135m` first")

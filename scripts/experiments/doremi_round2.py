@@ -52,7 +52,7 @@ def main() -> None:
 
     from curricula.data.pack import load_blocks, read_meta
     from curricula.methods import DoReMiOnlineConfig
-    from curricula.pipelines import DoReMiRecipe, baseline_weights
+    from curricula.methods import DoReMiRecipe, baseline_weights
     from hf_trainer_ext import CurriculumTrainer, CurriculumTrainingArguments
     from hf_trainer_ext.data import per_domain_subset
     from hf_trainer_ext.pipelines.doremi import run_doremi

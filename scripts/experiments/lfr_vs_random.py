@@ -30,7 +30,7 @@ from common import (BATCH, EVAL_BLOCKS, EVAL_EVERY, MODELS, RUNS, TRAINING, eval
 
 
 def load_plan(plan: str, params: dict):
-    from curricula.curriculum.plan import Plan
+    from curricula.methods.lfr.plan import Plan
 
     return Plan.from_yaml(plan, **params) if plan.endswith(".yaml") else Plan.from_recipe(plan, **params)
 

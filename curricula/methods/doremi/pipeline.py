@@ -10,16 +10,19 @@ The runner is ``hf_trainer_ext.pipelines.doremi.run_doremi``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curricula.errors import ConfigError
+from curricula.methods.doremi.update import GroupDROOptions
+from curricula.methods.registry import register_pipeline
+from curricula.mixing.mixer import check_weights
 
 MODES = ("proxy", "online")
 
 
+@register_pipeline("doremi")
 @dataclass
 class DoReMiRecipe:
     """``curricula/recipes/doremi.yaml`` / ``doremi_online.yaml``. ``training`` holds TrainingArguments shared by
@@ -54,8 +57,6 @@ class DoReMiRecipe:
             raise ConfigError(f"doremi recipe: mode={self.mode!r}; use one of {list(MODES)}")
         if self.reference not in ("cached", "live"):
             raise ConfigError(f"reference={self.reference!r}: use 'cached' (score once) or 'live' (a forward per step)")
-        from curricula.methods.group_dro import GroupDROOptions
-
         GroupDROOptions(**self.dro_options())  # eta, smoothing and the official-code options checked now
         if self.mode == "online" and self.reference != "cached":
             raise ConfigError("mode: online needs reference: cached (the main run reads the reference's cached losses)")
@@ -73,17 +74,9 @@ class DoReMiRecipe:
             raise ConfigError(f"doremi recipe: unknown key(s) {unknown}; valid keys: {[f.name for f in fields(cls)]}")
         return cls(**data)
 
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> "DoReMiRecipe":
-        from curricula.recipes import read_recipe
-
-        return cls.from_dict(read_recipe(path), **overrides)
-
 
 def baseline_weights(spec, meta: dict) -> np.ndarray:
     """Round 0's weights: uniform, token-proportional (by the packed data's training tokens) or a list."""
-    from curricula.curriculum.mixing import check_weights
-
     names = meta["domain_names"]
     if spec == "uniform":
         return np.full(len(names), 1.0 / len(names))

@@ -25,17 +25,15 @@ What the caller must get right (the hazards of the published implementations):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from curricula.errors import CurriculaError
-from curricula.curriculum.mixing import MixingError, check_weights
+from curricula.errors import ConfigError, CurriculaError
+from curricula.mixing.mixer import MixingError, check_weights
 
 STATE_FORMAT = "curricula-doremi-state/1"
-WEIGHTS_FORMAT = "curricula-domain-weights/1"
 
 
 class DoReMiError(CurriculaError):
@@ -186,106 +184,46 @@ class GroupDROWeights:
         self.weights, self.average, self.excess = arrays["weights"], arrays["average"], arrays["excess"]
 
 
-# ---- weights file ---------------------------------------------------------------------------------------------------
+# ---- what a recipe says ------------------------------------------------------------------------------------------
 
 
-def _identity_dict(identity) -> dict:
-    """A tokenizer identity as a dict: accepts a dict or an object with ``to_dict()`` (``TokenizerIdentity``)."""
-    if isinstance(identity, dict):
-        return dict(identity)
-    if hasattr(identity, "to_dict"):
-        return identity.to_dict()
-    raise DoReMiError(
-        f"tokenizer_identity must be a dict or a TokenizerIdentity, got {type(identity).__name__}; "
-        "pass tokenizer.identity"
-    )
+@dataclass
+class GroupDROOptions:
+    """The Group-DRO update's settings, shared by the proxy and the one-run method. ``initial_excess`` and
+    ``average_includes_initial`` are the official code's two conventions (``initial_excess: log_vocab`` = log|V|,
+    ``average_includes_initial: true``); the defaults start unseen domains at 0 and average the updates only."""
+
+    eta: float = 1.0
+    smoothing: float = 1e-3
+    initial_excess: Any = 0.0  # a number >= 0, or "log_vocab"
+    average_includes_initial: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.initial_excess, str) and self.initial_excess != "log_vocab":
+            raise ConfigError(f"initial_excess={self.initial_excess!r}: give a number >= 0 or 'log_vocab' (log|V|, "
+                              "the official DoReMi code's start)")
+        if not isinstance(self.average_includes_initial, bool):
+            raise ConfigError(f"average_includes_initial={self.average_includes_initial!r} must be true or false")
+        self.dro_config(vocab_size=2)  # check eta, smoothing and a numeric initial_excess now, before any data work
+
+    def dro_config(self, vocab_size: int | None = None, initial_weights: np.ndarray | None = None) -> DoReMiConfig:
+        excess = self.initial_excess
+        if excess == "log_vocab":
+            if not vocab_size:
+                raise ConfigError("initial_excess: log_vocab needs the tokenizer's vocab_size in the packed data's "
+                                  "tokenizer identity; give a number instead")
+            excess = float(np.log(vocab_size))
+        try:
+            return DoReMiConfig(eta=self.eta, smoothing=self.smoothing, initial_weights=initial_weights,
+                                initial_excess=float(excess), average_includes_initial=self.average_includes_initial)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(str(err)) from None
 
 
-def _check_names(domain_names) -> list[str]:
-    names = [str(x) for x in domain_names]
-    if len(set(names)) != len(names):
-        raise DoReMiError(f"domain names {names} repeat; give each domain a distinct name")
-    return names
-
-
-def weights_json(weights, domain_names, tokenizer_identity: dict, extra: dict | None = None) -> dict:
-    """The weights file's content: domains in order, weight per domain, the tokenizer identity (DoReMi weights are
-    tokenizer-specific) and caller metadata under ``extra`` (eta, steps, proxy model, ...)."""
-    names = _check_names(domain_names)
-    try:
-        w = check_weights(weights, names)
-    except MixingError as e:
-        raise DoReMiError(str(e)) from None
-    tok = _identity_dict(tokenizer_identity)
-    if not tok.get("vocab_sha256"):
-        raise DoReMiError("tokenizer_identity has no 'vocab_sha256'; pass tokenizer.identity (or its to_dict())")
-    return {
-        "format": WEIGHTS_FORMAT,
-        "domains": names,
-        "weights": {name: float(x) for name, x in zip(names, w)},
-        "tokenizer": tok,
-        "extra": dict(extra or {}),
-    }
-
-
-def read_weights_json(path, domain_names, tokenizer_identity=None) -> np.ndarray:
-    """Weights from a file written from ``weights_json`` (or a plain ``{domain: weight}`` object, as the official
-    DoReMi writes), in the order of ``domain_names``. The file must name exactly these domains. With
-    ``tokenizer_identity`` the file's tokenizer must have the same ``vocab_sha256``."""
-    path = Path(path)
-    names = _check_names(domain_names)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DoReMiError(f"cannot read domain weights from {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise DoReMiError(f"{path} is not a domain-weights object ({{domain: weight}} or a curricula weights file)")
-    table = data.get("weights") if "format" in data else data
-    if not isinstance(table, dict):
-        raise DoReMiError(f"{path} has no 'weights' object mapping domain names to weights")
-    missing = [x for x in names if x not in table]
-    unknown = [x for x in table if x not in names]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing}")
-        if unknown:
-            parts.append(f"extra {unknown}")
-        raise DoReMiError(
-            f"{path} has weights for other domains than this run ({'; '.join(parts)}); the weights must be computed "
-            "on the same domain set: rerun DoReMi on these domains or fix the domain list"
+def require_tokenizer(data, method: str) -> None:
+    if not data.tokenizer or "vocab_sha256" not in data.tokenizer:
+        raise ConfigError(
+            f"{method} needs the packed data's tokenizer identity: DoReMi weights are specific to a tokenizer and "
+            "the weights file is stamped with it; pass tokenizer_identity=read_meta(packed)['tokenizer'] (or a "
+            "PackedData) to the trainer"
         )
-    if tokenizer_identity is not None:
-        want = _identity_dict(tokenizer_identity)
-        have = data.get("tokenizer") if "format" in data else None
-        if not isinstance(have, dict) or not have.get("vocab_sha256"):
-            raise DoReMiError(
-                f"{path} records no tokenizer, so it cannot be checked against {want.get('name')!r}; DoReMi weights "
-                "are tokenizer-specific: use weights written by weights_json, or pass tokenizer_identity=None to "
-                "skip the check"
-            )
-        if have["vocab_sha256"] != want.get("vocab_sha256"):
-            raise DoReMiError(
-                f"{path} was computed with tokenizer {have.get('name')!r} (vocab_sha256 {have['vocab_sha256']}), "
-                f"this run uses {want.get('name')!r} (vocab_sha256 {want.get('vocab_sha256')}); DoReMi weights are "
-                "tokenizer-specific (the excess loss is per token): recompute them with this tokenizer"
-            )
-    try:
-        return check_weights([table[x] for x in names], names)
-    except MixingError as e:
-        raise DoReMiError(f"{path}: {e}") from None
-
-
-def write_weights_json(path, content: dict) -> Path:
-    """Write ``weights_json(...)`` output atomically (``curricula.run_layout``)."""
-    from curricula.run_layout import write_json
-
-    return write_json(path, content)
-
-
-def l1_change(a, b) -> float:
-    """sum |a - b|: how far the weights moved (e.g. between DoReMi rounds; 0 = converged)."""
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1:
-        raise DoReMiError(f"l1_change needs two 1-D weight vectors of the same length, got {x.shape} and {y.shape}")
-    return float(np.abs(x - y).sum())

@@ -37,7 +37,6 @@ from curricula.errors import ConfigError
 
 PhaseKind = Literal["learn", "focus", "review"]
 KINDS: tuple[str, ...] = ("learn", "focus", "review")
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 _PHASE_KEYS = ("kind", "epochs", "drop_percent")
 _REPEAT_KEYS = ("repeat", "phases", "reselect")
@@ -119,6 +118,11 @@ class PhaseEpoch:
     def starts_phase(self) -> bool:
         return self.epoch_in_phase == 0
 
+    @property
+    def phase(self) -> str:
+        """The curriculum log's ``phase`` label (``EpochLabel.phase``)."""
+        return self.kind
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -190,6 +194,8 @@ class Plan:
     @classmethod
     def from_recipe(cls, name: str, **params: Any) -> Plan:
         """A bundled recipe from ``curricula/recipes`` by name, e.g. ``Plan.from_recipe("lfr", reps=5)``."""
+        from curricula.recipes import RECIPES_DIR
+
         path = RECIPES_DIR / f"{name}.yaml"
         if not path.is_file():
             have = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))

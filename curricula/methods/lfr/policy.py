@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from curricula.curriculum.index_table import IndexTable
-from curricula.curriculum.plan import Phase, PhaseEpoch, Plan, PlanError, n_dropped
+from curricula.methods.lfr.index_table import IndexTable
+from curricula.methods.lfr.plan import Phase, PhaseEpoch, Plan, PlanError, n_dropped
 
 
 @dataclass(frozen=True)

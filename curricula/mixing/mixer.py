@@ -377,6 +377,26 @@ class DomainMixer:
         self._residual = list(d["residual"])
 
 
+    # ---- a position in the stream (online weights) --------------------------------------------------------------
+
+    def position_state(self) -> dict:
+        """Where the stream is: batch index, per-domain epoch and position, residuals and the current weights. Unlike
+        ``state_dict`` it does not pin the weights, so it also resumes a mixer whose weights change (online methods);
+        the pools are still checked."""
+        return {"batch_index": self._batch_index, "epoch": list(self._epoch), "position": list(self._pos),
+                "residual": list(self._residual), "weights": [float(x) for x in self.weights],
+                "pool_sizes": list(self._sizes), "pools_blake2b": self._pools_digest()}
+
+    def load_position_state(self, d: dict) -> None:
+        """Continue from ``position_state`` (taken from a mixer with the same pools, seed and batch size)."""
+        if d.get("pool_sizes") != self._sizes or d.get("pools_blake2b") != self._pools_digest():
+            raise MixingError(f"the saved stream position is for other pools ({d.get('pool_sizes')}, this mixer has "
+                              f"{self._sizes}); resume with the same data")
+        self.reweight(d["weights"])
+        self._batch_index = int(d["batch_index"])
+        self._epoch, self._pos, self._residual = list(d["epoch"]), list(d["position"]), list(d["residual"])
+
+
 def _count_arg(n) -> int:
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
         raise MixingError(f"n={n!r} must be a non-negative integer number of batches")

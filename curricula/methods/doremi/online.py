@@ -10,7 +10,8 @@ averaged weights are the output, then the main model on those weights. Here the 
   per-batch counts: the same objective in expectation, and the main model trains on an unweighted loss as DoReMi's
   main model does. ``sample_from: average`` draws from the running average instead (DoReMi's output so far);
 * batch ``t`` is drawn from the weights after step ``t - delay`` (``delay`` >= the data loader's lookahead), so
-  the stream is a function of the observed losses only, replayed exactly on resume and identical on every rank;
+  the stream is a function of the observed losses only, identical on every rank and continued exactly on resume
+  (``curricula.methods.online.OnlineMixture``, the base of every online mixer);
 * ``smoothing`` is also the exploration floor: a domain always keeps at least ``smoothing / k`` of every batch, so
   its excess keeps being measured (the proxy samples uniformly and needs no floor; hence a larger default here).
 
@@ -20,89 +21,59 @@ Outputs as for the proxy: ``OUT/doremi/domain_weights.json`` (the average of alp
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from curricula.curriculum.doremi import DoReMiConfig, GroupDROWeights
-from curricula.curriculum.mixing import DomainMixer
 from curricula.errors import ConfigError
-from curricula.methods.base import Curriculum, DataInfo, MethodConfig, MethodError, RunInfo, StepStats, register
-from curricula.methods.group_dro import (OUT_DIR, GroupDROOptions, WeightsHistory, require_tokenizer,
-                                        write_weights_outputs)
-from curricula.methods.mixture import resolve_weights
+from curricula.methods.doremi.proxy import LOG_GROUPS, OUT_DIR
+from curricula.methods.doremi.update import DoReMiConfig, GroupDROOptions, GroupDROWeights, require_tokenizer
+from curricula.methods.registry import register
+from curricula.methods.seam import DataInfo, MethodConfig, RunInfo, StepStats
+from curricula.methods.online import OnlineMixture
+from curricula.mixing.weights import resolve_weights
 
 
-class DoReMiOnline(Curriculum):
+class DoReMiOnline(OnlineMixture):
     name = "doremi_online"
     needs = frozenset({"step_stats", "reference"})
+    out_folder = OUT_DIR
+    log_groups = LOG_GROUPS
+    plot_title = "sampling weights alpha per step (one run)"
 
     def __init__(self, data: DataInfo, run: RunInfo, initial: np.ndarray, dro: DoReMiConfig,
                  sample_from: str = "current", delay: int | None = None):
-        super().__init__(data, run)
-        if run.max_steps is None or run.max_steps <= 0:
-            raise ConfigError("doremi_online trains for max_steps optimizer steps: set max_steps")
-        self.initial = np.asarray(initial, dtype=np.float64)
+        super().__init__(data, run, initial, delay)
         self.dro = GroupDROWeights(data.n_domains, dro)
-        self.history = WeightsHistory(data.n_domains)
         self.sample_from = sample_from
-        self.delay = max(1, int(delay if delay is not None else run.lookahead))
 
-    def epoch_steps(self) -> list[int]:
-        return [int(self.run.max_steps)]
-
-    def sampling_weights(self, batch: int) -> np.ndarray:
-        """The weights batch ``batch`` (0-based) is drawn from: those after ``batch - delay`` observed steps."""
-        j = max(0, batch - self.delay)
-        if j == 0:
-            return self.initial
-        if j > len(self.history):
-            raise MethodError(
-                f"batch {batch} is drawn from the weights after step {j}, but only {len(self.history)} steps have "
-                f"been observed: the data loader reads further ahead than delay={self.delay}; raise delay in the "
-                "recipe (or lower dataloader_num_workers / dataloader_prefetch_factor)"
-            )
-        rows = self.history.weights if self.sample_from == "current" else self.history.average
-        return rows[j - 1]
-
-    def batches(self, epoch: int) -> Iterator[np.ndarray]:
-        names = list(self.data.domain_names)
-        mixer = DomainMixer(self.data.pools(), self.initial, self.run.global_batch, self.run.seed, names=names)
-        for t in range(self.run.max_steps):
-            mixer.reweight(self.sampling_weights(t))
-            yield mixer.next_batch()
-
-    def observe_step(self, stats: StepStats) -> None:
-        if stats.step != len(self.history) + 1:
-            raise MethodError(f"step {stats.step} observed after {len(self.history)} steps; steps must be observed "
-                              "once each, in order")
+    def update(self, stats: StepStats) -> np.ndarray:
         self.dro.update(stats.excess_sum, stats.tokens)
-        self.history.append(stats.step, self.dro)
+        return self.dro.weights if self.sample_from == "current" else self.dro.average
+
+    def output_weights(self) -> np.ndarray:
+        return self.dro.average
+
+    def log_row(self) -> dict[str, np.ndarray]:
+        return {"weights": self.dro.weights, "average": self.dro.average, "excess": self.dro.excess}
 
     def step_metrics(self) -> dict[str, float]:
         return {f"domain_weight/{n}": float(w) for n, w in zip(self.data.domain_names, self.dro.weights)}
 
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "dro": self.dro.state_dict(), **self.history.state()}
+    def rule_state(self) -> dict:
+        return {"dro": self.dro.state_dict()}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
+    def load_rule_state(self, state: Mapping[str, Any]) -> None:
         self.dro.load_state_dict(state["dro"])
-        self.history.load(state)
 
     def describe(self) -> dict:
         return {"eta": self.dro.config.eta, "smoothing": self.dro.config.smoothing, "sample_from": self.sample_from,
                 "delay": self.delay, "initial": dict(zip(self.data.domain_names, self.initial.tolist()))}
 
-    def write_outputs(self, out_dir: Path, reference: str = "cached", **_) -> list[Path]:
-        extra = {"steps": self.dro.steps, "eta": self.dro.config.eta, "smoothing": self.dro.config.smoothing,
-                 "initial_weights": self.initial.tolist(), "final_weights": self.dro.weights.tolist(),
-                 "sample_from": self.sample_from, "delay": self.delay, "reference": reference, "method": self.name}
-        return write_weights_outputs(Path(out_dir) / OUT_DIR, self.dro, self.history, list(self.data.domain_names),
-                                     self.data.tokenizer, extra, title="sampling weights alpha per step (one run)")
+    def output_extra(self) -> dict:
+        return {"eta": self.dro.config.eta, "smoothing": self.dro.config.smoothing, "sample_from": self.sample_from}
 
 
 @register("doremi_online")

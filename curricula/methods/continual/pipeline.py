@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 from curricula.errors import ConfigError
+from curricula.methods.registry import register_pipeline
 
 
 class ContinualError(ConfigError):
@@ -54,6 +54,7 @@ class Stage:
             )
 
 
+@register_pipeline("continual")
 @dataclass
 class ContinualRecipe:
     stages: list[Stage]
@@ -68,16 +69,9 @@ class ContinualRecipe:
     training: dict = field(default_factory=dict)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> "ContinualRecipe":
-        from curricula.recipes import read_recipe
-
-        data = read_recipe(path)
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(data)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ContinualRecipe":
+    def from_dict(cls, data: dict, **overrides) -> "ContinualRecipe":
         data = {k: v for k, v in dict(data).items() if k != "method"}
+        data.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ContinualError(f"unknown recipe key(s) {unknown}; valid: {[f.name for f in fields(cls)]}")

@@ -1,25 +1,46 @@
 """The seam every method plugs into: a ``Curriculum`` decides which blocks the trainer sees, observes what it learned,
 and may weight its loss. Pure numpy; nothing here knows about ``transformers`` or torch.
 
-How a trainer drives a curriculum (``hf_trainer_ext.CurriculumTrainer`` is the one driver):
+How a driver runs a curriculum (``hf_trainer_ext.CurriculumTrainer`` is the one driver; ``benchmarks/bench_horizon.py``
+drives the same hooks without a model). Every hook has a safe default except ``epoch_steps`` and ``batches``:
 
-* the run is a list of curriculum epochs (``epoch_steps``: optimizer steps of each), one Trainer epoch each; an LFR
-  plan has one per plan epoch, a mixture one epoch of ``max_steps``;
-* ``start_epoch(e)`` decides epoch ``e``'s data (the Focus decision of LFR happens here) and ``batches(e)`` yields its
-  global batches of row ids (a row id ``>= n_rows`` is a padding slot: trained with no loss). Every process computes
-  the identical stream from the curriculum's seed and state, and accelerate hands each process its share;
-* after every optimizer step, ``observe_step`` receives the global batch's per-domain statistics (all processes and
-  gradient-accumulation micro-batches summed), for methods that declare ``needs = {"step_stats"}``;
-* at the end of an epoch, ``end_epoch`` receives every block's mean training loss of the epoch, gathered from all
-  processes (methods that declare ``"block_records"``), and returns what it changed as a ``Report``;
-* ``loss_weights()`` may weight each domain's tokens in the training loss (Group DRO);
-* ``state_dict`` / ``load_state_dict`` hold everything needed to continue bit-identically (JSON values and numpy
-  arrays; never pickle), saved in every checkpoint.
+==========================  =====================================================================  ===================
+hook                        when the driver calls it                                               default
+==========================  =====================================================================  ===================
+``epoch_steps()``           once, to size the run (the LR schedule ends where the run ends)         (required)
+``start_epoch(e)``          before epoch ``e``'s first batch: decide its data (LFR's Focus)         nothing
+``batches(e, start)``       the data loader reads epoch ``e``'s global batches from its step         (required)
+                            ``start`` (0, or the resumed step: never replayed from 0)
+``observe_step(stats)``     after every optimizer step, with the global batch's per-domain sums     nothing
+                            (``needs = {"step_stats"}``)
+``loss_weights()``          after ``observe_step``: per-domain weights of the next step's loss       None (unweighted)
+``end_epoch(records)``      at the epoch's end, with every block's loss of the epoch                 nothing
+                            (``needs = {"block_records"}``; else None)
+``step_metrics()``          at logging steps: values for ``Trainer.log``                             {}
+``epoch_label(e)``          names epoch ``e`` in the curriculum log (``phase`` is a free label)      ``train``
+``plan_info()``             once, written to ``curriculum/plan.json`` (the run sized in steps)       None (no file)
+``open_logs(dir, step)``    once per ``train()``: where the method appends its own logs, and the     nothing
+                            step the run starts at (anything logged after it is a crashed timeline)
+``write_boundary_logs(d)``  after each boundary, in the background (LFR: the index table)            nothing
+``state_dict()`` /          at every checkpoint / on resume: everything needed to continue           the epoch
+``load_state_dict()``       bit-identically (JSON values and numpy arrays, never pickle)
+``stream_state(step)`` /    the data stream's position at a checkpoint's step, so a resumed          {} (a stream that
+``load_stream_state()``     ``batches`` continues there instead of replaying                         needs none)
+``write_outputs(dir)``      at the end of training: weights files, plots                              nothing
+``result()``                what a pipeline reads from a finished run (e.g. DoReMi's weights)        {}
+``node_shared()``           with several processes per node: a large state shared through one        None
+                            memory-mapped file (capability ``NodeShared``; the LFR index table)
+==========================  =====================================================================  ===================
 
-A new method is one file in ``curricula/methods/`` holding a ``MethodConfig`` (what a recipe says, validated in
-``__post_init__``) whose ``build`` returns the ``Curriculum``, registered by name with ``@register("name")``.
+Every process computes the identical stream from the curriculum's seed and state; accelerate hands each process its
+share. A row id ``>= n_rows`` is a padding slot (trained with no loss). Statistics given to ``observe_step`` and
+``end_epoch`` are over all processes, so every process holds the same state without communicating.
+
+A new method is a ``MethodConfig`` (what a recipe says, validated in ``__post_init__``) whose ``build`` returns the
+``Curriculum``, registered by name with ``@register("name")`` (``curricula.methods.registry``), or named by a recipe
+as ``method: package.module:ConfigClass``, or registered by an installed package through the entry-point group
+``curricula.methods``.
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -139,22 +160,48 @@ class Report:
         return self
 
 
+@dataclass(frozen=True)
+class EpochLabel:
+    """How the curriculum log names an epoch: its index, a free ``phase`` label (LFR: learn / focus / review; a
+    method without phases: ``train``) and the phase's index in the run."""
+
+    index: int
+    phase: str = "train"
+    phase_index: int = 0
+
+
+class NodeShared(ABC):
+    """Optional capability (``Curriculum.node_shared``): a large per-block state that the processes of a node share
+    through one memory-mapped file instead of each holding a copy. At a boundary one process per node decides the
+    next epoch and ``save_shared``s; every process of the node then ``adopt_shared``s the file."""
+
+    @abstractmethod
+    def save_shared(self, path: Path) -> None: ...
+
+    @abstractmethod
+    def adopt_shared(self, path: Path, epoch: int) -> None:
+        """Take the state another process wrote for ``epoch`` (it is the one this process would have computed)."""
+
+
 # ---- the protocol -------------------------------------------------------------------------------------------------
 
 
 class Curriculum(ABC):
-    """Decides the trainer's data (see the module docstring for when each method is called)."""
+    """Decides the trainer's data (the module docstring's table says when each hook is called)."""
 
     name: ClassVar[str] = "curriculum"
-    #: what the trainer must provide: "block_records" (end_epoch gets every block's loss), "step_stats"
+    #: what the driver must provide: "block_records" (end_epoch gets every block's loss), "step_stats"
     #: (observe_step after each optimizer step), "reference" (reference losses for the excess loss)
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: the file in the run's curriculum log that lists the method's decisions (``Report.event``), one per line
+    reports_file: ClassVar[str] = "reports.jsonl"
 
     def __init__(self, data: DataInfo, run: RunInfo):
         self.data, self.run = data, run
         self.epoch = 0
 
-    # sizes
+    # ---- sizes --------------------------------------------------------------------------------------------------
+
     @abstractmethod
     def epoch_steps(self) -> list[int]:
         """Optimizer steps of every epoch (fixed for the run: the LR schedule is sized from their sum)."""
@@ -177,17 +224,32 @@ class Curriculum(ABC):
     def epoch_ends_at(self, global_step: int) -> bool:
         return global_step == int(self.boundaries()[self.epoch + 1])
 
-    # data
+    def epoch_label(self, epoch: int) -> EpochLabel:
+        return EpochLabel(epoch)
+
+    # ---- data ---------------------------------------------------------------------------------------------------
+
     def start_epoch(self, epoch: int) -> Report | None:
         """Decide ``epoch``'s data and make it current."""
         self.epoch = epoch
         return None
 
     @abstractmethod
-    def batches(self, epoch: int) -> Iterator[np.ndarray]:
-        """The global batches of ``epoch`` ([global_batch] row ids each), from its first step."""
+    def batches(self, epoch: int, start: int = 0) -> Iterator[np.ndarray]:
+        """The global batches of ``epoch`` ([global_batch] row ids each) from its step ``start``: after a resume at
+        that step, exactly the batches the uninterrupted run trained next (see ``stream_state``)."""
 
-    # observation
+    def stream_state(self, step: int) -> dict[str, Any]:
+        """The data stream's state at global step ``step`` (saved in the checkpoint taken there), for a stream that
+        cannot start at a step from ``state_dict`` alone (e.g. a mixer's carried residuals). Called right after
+        step ``step`` was observed; the data loader may have read a few batches further."""
+        return {}
+
+    def load_stream_state(self, state: Mapping[str, Any]) -> None:
+        """Restore ``stream_state``: the next ``batches(epoch, start)`` continues from it."""
+
+    # ---- observation --------------------------------------------------------------------------------------------
+
     def observe_step(self, stats: StepStats) -> Report | None:
         return None
 
@@ -203,7 +265,42 @@ class Curriculum(ABC):
         """Values to log at logging steps (e.g. the current domain weights)."""
         return {}
 
-    # persistence
+    # ---- what it writes and says --------------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        """The method's configuration, for run.json and the model card."""
+        return {}
+
+    def plan_info(self) -> dict | None:
+        """The run sized in steps (``curriculum/plan.json``, read by the model card and the analysis); None: none."""
+        return None
+
+    def open_logs(self, log_dir: Path | None, step: int) -> None:
+        """Where the method appends its own logs while training (None on processes that do not write), and the
+        global step this ``train()`` starts at: anything logged after it belongs to a crashed timeline."""
+
+    def flush_logs(self) -> None:
+        """At every checkpoint: what ``open_logs``' files hold must cover every observed step."""
+
+    def write_boundary_logs(self, log_dir: Path) -> list[Path]:
+        """After each epoch boundary, in a background thread that is joined before the next boundary, checkpoint
+        or the end (nothing the thread reads changes meanwhile)."""
+        return []
+
+    def write_outputs(self, out_dir: Path, **context) -> list[Path]:
+        """Method artifacts at the end of training (weights files, plots); returns the paths written."""
+        return []
+
+    def result(self) -> dict[str, Any]:
+        """What a pipeline reads from a finished run (DoReMi: ``{"weights": [...]}``), JSON values only."""
+        return {}
+
+    def node_shared(self) -> NodeShared | None:
+        """The capability of sharing a large state between the processes of a node (see ``NodeShared``)."""
+        return None
+
+    # ---- persistence --------------------------------------------------------------------------------------------
+
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch}
 
@@ -215,16 +312,9 @@ class Curriculum(ABC):
         return {"method": self.name, "rows": self.data.n_rows, "global_batch": self.run.global_batch,
                 "seed": self.run.seed, "config": self.describe()}
 
-    def describe(self) -> dict:
-        """The method's configuration, for run.json and the model card."""
-        return {}
-
-    def write_outputs(self, out_dir: Path, **context) -> list[Path]:
-        """Method artifacts at the end of training (weights files, plots); returns the paths written."""
-        return []
-
-    def save(self, directory: Path) -> None:
-        """The state as ``state.json`` plus one ``.npy`` per numpy array (exact, no pickle)."""
+    def save(self, directory: Path, step: int) -> None:
+        """The state at global step ``step`` as ``state.json`` plus one ``.npy`` per numpy array (exact, no
+        pickle)."""
         from curricula.run_layout import write_bytes, write_json
 
         directory = Path(directory)
@@ -236,8 +326,9 @@ class Curriculum(ABC):
             buf = io.BytesIO()
             np.save(buf, arr, allow_pickle=False)
             write_bytes(directory / f"{key}.npy", buf.getvalue())
-        write_json(directory / STATE_FILE, {"fingerprint": self.fingerprint(), "state": doc,
-                                            "arrays": sorted(arrays)}, sort_keys=True)
+        write_json(directory / STATE_FILE, {"fingerprint": self.fingerprint(), "state": doc, "step": int(step),
+                                            "stream": self.stream_state(step), "arrays": sorted(arrays)},
+                   sort_keys=True)
 
     def load(self, directory: Path) -> None:
         from curricula.errors import CheckpointError
@@ -263,6 +354,7 @@ class Curriculum(ABC):
                 raise CorruptFileError(f"curriculum state {path} cannot be read ({err}); resume from an earlier "
                                        "complete checkpoint") from None
         self.load_state_dict(state)
+        self.load_stream_state(saved.get("stream") or {})
 
 
 def _split_arrays(state: dict) -> tuple[dict, dict[str, np.ndarray]]:
@@ -282,7 +374,7 @@ def _fingerprint_diff(saved: Any, mine: dict) -> str:
     return "; ".join(f"{k}: saved {saved.get(k)!r}, this run {mine.get(k)!r}" for k in keys) or "unknown difference"
 
 
-# ---- configs and the registry -------------------------------------------------------------------------------------
+# ---- what a recipe says ---------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -312,7 +404,7 @@ class MethodConfig:
     def with_domain_weights(self, weights: Any) -> "MethodConfig":
         """This config with ``--domain_weights`` applied; methods that have no use for weights refuse them."""
         raise ConfigError(f"--domain_weights has no meaning for method {self.method!r}; drop it (or use a method "
-                          "that takes weights: mixture, lfr, group_dro, doremi_online)")
+                          "that takes weights: mixture, lfr, group_dro, doremi_online, odm, ado, aioli)")
 
     @property
     def sets_steps(self) -> bool:
@@ -328,27 +420,3 @@ def _jsonable(x):
     if dataclasses.is_dataclass(x):
         return dataclasses.asdict(x)
     return str(x)
-
-
-METHODS: dict[str, type[MethodConfig]] = {}
-
-
-def register(name: str):
-    """Class decorator: make a ``MethodConfig`` available to recipes as ``method: name``."""
-
-    def deco(cls: type[MethodConfig]) -> type[MethodConfig]:
-        if name in METHODS and METHODS[name] is not cls:
-            raise MethodError(f"method {name!r} is registered twice ({METHODS[name].__name__}, {cls.__name__})")
-        cls.method = name
-        METHODS[name] = cls
-        return cls
-
-    return deco
-
-
-def method_config(name: str) -> type[MethodConfig]:
-    import curricula.methods  # noqa: F401  (registers the bundled methods)
-
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; registered methods: {', '.join(sorted(METHODS))}")
-    return METHODS[name]

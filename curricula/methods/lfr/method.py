@@ -3,7 +3,8 @@
 * one curriculum epoch per plan epoch; its steps are the epoch's blocks over the global batch, so a focus epoch is
   shorter and the LR schedule is sized by the plan's real steps;
 * ``start_epoch`` asks the policy for the epoch's blocks: **the Focus decision is ``LFRPolicy.eligible_for`` in
-  ``curricula/curriculum/lfr.py``**, made at the first epoch of each focus phase from every block's latest perplexity;
+  ``curricula/methods/lfr/policy.py``**, made at the first epoch of each focus phase from every block's latest
+  perplexity;
 * ``end_epoch`` writes every block's loss of the finished epoch into the table (before the next decision reads it).
 
 Padding: an epoch of ``k`` blocks is trained as ``ceil(k / global_batch)`` optimizer steps, so the last step has
@@ -21,21 +22,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from curricula.curriculum.index_table import IndexTable
-from curricula.curriculum.lfr import FocusReport, LFRPolicy
-from curricula.curriculum.mixing import DomainMixer
-from curricula.curriculum.plan import Plan, PhaseEpoch, PlanError
-from curricula.errors import ConfigError
-from curricula.methods.base import Curriculum, DataInfo, EpochRecords, MethodConfig, Report, RunInfo, register
+from curricula.errors import ConfigError, CorruptFileError
+from curricula.methods.lfr.index_table import IndexTable
+from curricula.methods.lfr.plan import PhaseEpoch, Plan
+from curricula.methods.lfr.policy import FocusReport, LFRPolicy
+from curricula.methods.registry import register
+from curricula.methods.seam import (Curriculum, DataInfo, EpochLabel, EpochRecords, MethodConfig, NodeShared, Report,
+                                    RunInfo)
+from curricula.mixing.mixer import DomainMixer
+from curricula.mixing.stream import MixerStream
+from curricula.mixing.weights import resolve_weights
 
 TABLE_FILE = "table.arrow"
 
 
-class LFRCurriculum(Curriculum):
+class LFRCurriculum(Curriculum, NodeShared):
     name = "lfr"
     needs = frozenset({"block_records"})
     reports_file = "focus_reports.jsonl"
@@ -50,6 +56,8 @@ class LFRCurriculum(Curriculum):
         self.epochs: list[PhaseEpoch] = plan.epochs()
         self.blocks_per_epoch: list[int] = plan.blocks_per_epoch(self.table.n)
         self.steps_per_epoch: list[int] = [max(1, math.ceil(b / run.global_batch)) for b in self.blocks_per_epoch]
+        self._stream: MixerStream | None = None  # over a mixture: the current epoch's
+        self._restored_position: dict | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -62,8 +70,9 @@ class LFRCurriculum(Curriculum):
     def epoch_steps(self) -> list[int]:
         return list(self.steps_per_epoch)
 
-    def epoch_label(self, epoch: int) -> PhaseEpoch:
-        return self.epochs[epoch]
+    def epoch_label(self, epoch: int) -> EpochLabel:
+        e = self.epochs[epoch]
+        return EpochLabel(e.index, e.kind, e.phase_index)
 
     # ---- the epoch's blocks -------------------------------------------------------------------------------------
 
@@ -94,15 +103,29 @@ class LFRCurriculum(Curriculum):
         pad = slots - len(order)
         return np.concatenate([order, np.resize(order, pad) + self.n_blocks]) if pad else order
 
-    def batches(self, epoch: int) -> Iterator[np.ndarray]:
+    def batches(self, epoch: int, start: int = 0) -> Iterator[np.ndarray]:
         if epoch != self.epoch:
-            raise RuntimeError(f"batches of epoch {epoch} requested while the plan is at epoch {self.epoch}")
+            from curricula.methods.seam import MethodError
+
+            raise MethodError(f"batches of epoch {epoch} requested while the plan is at epoch {self.epoch}; the "
+                              "driver and the plan went out of step (please report it)")
         if self.mixture is None:
-            yield from self.epoch_order().reshape(-1, self.run.global_batch)
+            yield from self.epoch_order().reshape(-1, self.run.global_batch)[start:]
             return
-        mixer = self._epoch_mixer()
-        for _ in range(self.steps_per_epoch[epoch]):
-            yield mixer.next_batch()
+        self._stream = MixerStream(self._epoch_mixer, window=self.run.lookahead)
+        self._stream.restore(self._restored_position or {})
+        self._restored_position = None
+        yield from self._stream.batches(start, self.steps_per_epoch[epoch])
+
+    def stream_state(self, step: int) -> dict:
+        if self.mixture is None or self._stream is None:
+            return {}
+        epoch, done = self.position(step)
+        return {"epoch": epoch, "position": self._stream.position(done)} if epoch == self.epoch else {}
+
+    def load_stream_state(self, state: Mapping[str, Any]) -> None:
+        if state.get("epoch") == self.epoch:
+            self._restored_position = state.get("position")
 
     def _epoch_mixer(self) -> DomainMixer:
         eligible = self.table.eligible
@@ -140,7 +163,7 @@ class LFRCurriculum(Curriculum):
         return d
 
     def plan_info(self) -> dict:
-        """The plan sized in steps (``curriculum/run.json``)."""
+        """The plan sized in steps (``curriculum/plan.json``)."""
         return {
             "plan": self.plan.to_dict(),
             "seed": self.run.seed,
@@ -156,19 +179,13 @@ class LFRCurriculum(Curriculum):
             **({"mixture": self.describe()["mixture"]} if self.mixture is not None else {}),
         }
 
-    def save(self, directory) -> None:
-        from pathlib import Path
-
+    def save(self, directory: Path, step: int) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.table.save(directory / TABLE_FILE)
-        super().save(directory)
+        super().save(directory, step)
 
-    def load(self, directory) -> None:
-        from pathlib import Path
-
-        from curricula.errors import CorruptFileError
-
+    def load(self, directory: Path) -> None:
         super().load(directory)
         path = Path(directory) / TABLE_FILE
         try:
@@ -180,22 +197,24 @@ class LFRCurriculum(Curriculum):
             raise CorruptFileError(f"index table {path} has {table.n} blocks, the data {self.data.n_rows}")
         self.table = table
 
-    def adopt_table(self, path, epoch: int) -> None:
+    def node_shared(self) -> NodeShared:
+        return self
+
+    def save_shared(self, path: Path) -> None:
+        self.table.save(path)
+
+    def adopt_shared(self, path: Path, epoch: int) -> None:
         """Take the table another process wrote for ``epoch`` (memory-mapped, shared with the processes of a node):
         the same rows this process would have computed from the same gathered losses, without a private copy."""
-        from pathlib import Path
-
         self.table = IndexTable.load(Path(path))
         self.epoch = epoch
         e = self.epochs[epoch]
         if e.kind == "focus":
             self.policy.decided_phase = e.phase_index
 
-    def write_log(self, log_dir) -> None:
+    def write_boundary_logs(self, log_dir: Path) -> list[Path]:
         """At every boundary: the table with every block's latest statistics."""
-        from pathlib import Path
-
-        self.table.save(Path(log_dir) / TABLE_FILE)
+        return [self.table.save(Path(log_dir) / TABLE_FILE)]
 
 
 @register("lfr")
@@ -225,11 +244,7 @@ class LFRConfig(MethodConfig):
     def from_dict(cls, data: Mapping[str, Any], **params: Any) -> "LFRConfig":
         data = {k: v for k, v in dict(data or {}).items() if k != "method"}
         mixture = data.pop("mixture", None)
-        try:
-            plan = Plan.from_dict(data, **params)
-        except PlanError:
-            raise
-        return cls.from_plan(plan, mixture=mixture)
+        return cls.from_plan(Plan.from_dict(data, **params), mixture=mixture)
 
     @property
     def sets_steps(self) -> bool:
@@ -248,8 +263,6 @@ class LFRConfig(MethodConfig):
         return d
 
     def build(self, data: DataInfo, run: RunInfo) -> LFRCurriculum:
-        from curricula.methods.mixture import resolve_weights
-
         mixture = None
         if self.mixture is not None:
             mixture = resolve_weights(self.mixture, data.domain_names, data.blocks_per_domain(), what="mixture")

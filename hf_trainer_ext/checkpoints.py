@@ -1,0 +1,101 @@
+"""The curriculum's part of a checkpoint, and the completeness marker written last.
+
+``checkpoint-N/curriculum/`` holds the curriculum state at step N (``Curriculum.save``: JSON + numpy, never pickle),
+its decisions so far (``events.json``) and the current epoch's block losses recorded so far (``pending.parquet``).
+It is written (atomically, by the main process) after Trainer's own files and before Trainer rotates older
+checkpoints away; ``COMPLETE`` comes last, so a checkpoint without it is one the run was writing when it stopped.
+The marker also holds the training loss summed over every step so far, so a resumed run's summary covers the whole
+run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from curricula.logs import LOG_DIR, sort_records
+from curricula.methods.seam import Curriculum
+from curricula.run_layout import COMPLETE, atomic_dir, read_json, read_table, write_json, write_parquet
+from hf_trainer_ext.boundary import BackgroundWriter, ReportLog
+
+CKPT_DIR = "curriculum"
+PENDING = "pending.parquet"
+EVENTS = "events.json"
+
+
+class CheckpointIO:
+    """Writes and restores the curriculum's part of checkpoints for one trainer (``save``, ``mark_complete`` and
+    ``restore`` are collective where they gather; the main process writes)."""
+
+    def __init__(self, curriculum: Curriculum | None, recorder, accelerator, should_save: bool, output_dir: str,
+                 reports: ReportLog, writer: BackgroundWriter, run_id):
+        self.curriculum, self.recorder, self.accelerator = curriculum, recorder, accelerator
+        self.should_save, self.output_dir = should_save, Path(output_dir)
+        self.reports, self.writer, self.run_id = reports, writer, run_id
+        self.resumed_marker: dict | None = None  # the marker of the checkpoint this train() resumed from
+        self._written_for: str | None = None
+
+    def save(self, checkpoint: str | Path, step: int) -> None:
+        """The curriculum state at ``step`` and the epoch's records so far, into ``checkpoint/curriculum``."""
+        cur = self.curriculum
+        if cur is None or self._written_for == os.path.normpath(checkpoint):
+            return  # no curriculum, or written just before this checkpoint's push
+        self.writer.join()
+        cur.flush_logs()
+        records = self.recorder.gather(self.accelerator) if "block_records" in cur.needs else None
+        if self.should_save:
+            with atomic_dir(Path(checkpoint) / CKPT_DIR) as tmp:
+                cur.save(tmp, step)
+                write_json(tmp / EVENTS, self.reports.events)
+                if records is not None:
+                    write_parquet(tmp / PENDING, _records_arrow(sort_records(**records)))
+        self._written_for = os.path.normpath(checkpoint)
+
+    def mark_complete(self, checkpoint: str | Path, step: int, loss_sum_this_call: float) -> None:
+        """The marker written last; it also holds the training loss summed over every step so far."""
+        if self.should_save:
+            prior = self.resumed_marker or {}
+            write_json(Path(checkpoint) / COMPLETE, {"step": step, "run_id": self.run_id(),
+                                                     "loss_sum": float(prior.get("loss_sum", 0.0)) + loss_sum_this_call})
+
+    def finish(self, checkpoint: str | Path, step: int, loss_sum_this_call: float) -> None:
+        """After Trainer wrote a checkpoint: the curriculum state, then (every process's RNG state on disk) the
+        marker."""
+        self.save(checkpoint, step)
+        self._written_for = None
+        self.accelerator.wait_for_everyone()
+        self.mark_complete(checkpoint, step, loss_sum_this_call)
+
+    def restore(self, ckpt: Path, process_index: int) -> None:
+        """Load the curriculum (and its decisions and the epoch's records so far) from ``ckpt``. Later epochs' logs of
+        the timeline that crashed are deleted (they are written again)."""
+        self.resumed_marker = read_json(ckpt / COMPLETE, "checkpoint marker")
+        cur = self.curriculum
+        if cur is None:
+            return
+        saved = ckpt / CKPT_DIR
+        cur.load(saved)
+        self.recorder.clear()
+        if (saved / EVENTS).is_file():
+            self.reports.events = list(read_json(saved / EVENTS, "curriculum reports"))
+        if (saved / PENDING).is_file() and process_index == 0:  # one copy, gathered later
+            self.recorder.load(read_table(saved / PENDING, "pending block losses").to_pydict())
+        if self.should_save:
+            for p in (self.output_dir / LOG_DIR).glob("epoch-*.parquet"):
+                if int(p.name.split("-")[1]) > cur.epoch:
+                    p.unlink()
+
+    def whole_run_loss(self, resumed_part: float, global_step: int) -> float:
+        """Trainer averages the training loss over the steps of this ``train()`` call; add the steps before the
+        checkpoint (their summed loss is in its marker)."""
+        prior = self.resumed_marker or {}
+        start, total = int(prior.get("step", 0)), float(prior.get("loss_sum", 0.0))
+        return (total + resumed_part * (global_step - start)) / global_step if global_step > 0 else resumed_part
+
+
+def _records_arrow(records: dict):
+    import pyarrow as pa
+
+    return pa.table({k: pa.array(np.asarray(v)) for k, v in records.items()})

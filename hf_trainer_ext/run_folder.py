@@ -1,0 +1,75 @@
+"""The run folder's guard and record: one run per ``output_dir``, and ``run.json`` saying which.
+
+A fresh run refuses a folder holding another run's curriculum log, run record or checkpoints (their logs would mix)
+unless told to overwrite; a resume refuses a checkpoint whose run id is not the folder's. ``run.json`` records the
+run's identity: run id, method and its configuration, seed, domains, tokenizer, lineage (the runs it builds on).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from curricula.errors import RunFolderError
+from curricula.run_layout import COMPLETE, RunDir, new_run_id, read_json, write_json
+
+RUN_FORMAT = "curricula-run/1"
+
+
+class RunFolder:
+    """``claim`` (fresh runs) and ``check_same_run`` (resumes) are collective: every process calls them."""
+
+    def __init__(self, root: str | Path, accelerator, should_save: bool):
+        self.dir = RunDir(root)
+        self.accelerator, self.should_save = accelerator, should_save
+
+    def claim(self, overwrite: bool) -> None:
+        """A fresh run: refuse a folder holding another run's artifacts, unless asked to overwrite them."""
+        run = self.dir
+        taken = run.holds_a_run()
+        self.accelerator.wait_for_everyone()  # every process has looked before the main one writes or deletes
+        if not taken:
+            return
+        if not overwrite:
+            record = run.read_run() or {}
+            what = ", ".join(filter(None, [
+                f"run {record.get('run_id')} ({record.get('method')})" if record else None,
+                "a curriculum log" if run.curriculum.is_dir() else None,
+                f"{len(run.checkpoints())} checkpoint(s)" if run.checkpoints() else None]))
+            raise RunFolderError(
+                f"{run.root} holds another run ({what}); a new run would mix its logs with that one's. Resume it "
+                "with --resume_from_checkpoint latest, start anew there with --overwrite_output_dir (deletes its "
+                "curriculum log, run record and checkpoints), or use another --output_dir")
+        if self.should_save:
+            for p in [run.curriculum, run.doremi, run.analysis, *run.checkpoints()]:
+                shutil.rmtree(p, ignore_errors=True)
+            run.run_json.unlink(missing_ok=True)
+        self.accelerator.wait_for_everyone()
+
+    def check_same_run(self, ckpt: Path) -> None:
+        record = self.dir.read_run() or {}
+        marker = read_json(ckpt / COMPLETE, "checkpoint marker")
+        if record.get("run_id") and marker.get("run_id") and record["run_id"] != marker["run_id"]:
+            raise RunFolderError(
+                f"{ckpt} belongs to run {marker['run_id']}, but {self.dir.run_json} records run "
+                f"{record['run_id']}: resuming would continue one run's training with another's log; resume it in its "
+                "own output_dir, or start anew with --overwrite_output_dir")
+
+    def run_id(self) -> str | None:
+        try:
+            return (self.dir.read_run() or {}).get("run_id")
+        except Exception:  # noqa: BLE001  (a checkpoint marker must not fail on a damaged run record)
+            return None
+
+    def write_record(self, resumed: bool, **fields) -> None:
+        """``run.json`` (main process): the run id and creation time survive resumes; ``fields`` are the rest."""
+        if not self.should_save:
+            return
+        previous = self.dir.read_run() if resumed else None
+        write_json(self.dir.run_json, {
+            "format": RUN_FORMAT,
+            "run_id": (previous or {}).get("run_id") or new_run_id(),
+            **fields,
+            "created": (previous or {}).get("created") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        })
