@@ -279,3 +279,35 @@ def resolve_curriculum(args: CurriculumTrainingArguments):
 
         args.domain_weights = json.dumps(weights if not hasattr(weights, "tolist") else weights.tolist())
     return config
+
+
+def method_config_of(args, curriculum=None):
+    """The run's method config: ``curriculum=`` given to the trainer, or the one resolved from the arguments (not
+    both)."""
+    from curricula.methods import MethodConfig
+
+    config = getattr(args, "curriculum_config", None)
+    if curriculum is None:
+        return config
+    if config is not None:
+        raise ConfigError(f"a curriculum is given twice: curriculum={type(curriculum).__name__} and "
+                          f"args.curriculum={args.curriculum!r} / domain_weights; give one")
+    if not isinstance(curriculum, MethodConfig):
+        raise ConfigError(f"curriculum= takes a curricula MethodConfig (e.g. LFRConfig, MixtureConfig), got "
+                          f"{type(curriculum).__name__}; a recipe name goes to CurriculumTrainingArguments")
+    return curriculum
+
+
+def run_info(args, global_batch: int):
+    """The curriculum's view of the run: blocks per optimizer step, the step budget, the block-order seed, and how
+    many global batches the data loader may read before the previous step is observed (its lookahead: 2, plus what
+    the workers prefetch)."""
+    import math
+
+    from curricula.methods import RunInfo
+
+    workers = args.dataloader_num_workers
+    prefetch = (args.dataloader_prefetch_factor or 2) if workers > 0 else 0
+    lookahead = 2 + math.ceil(workers * prefetch / args.gradient_accumulation_steps)
+    return RunInfo(global_batch, args.max_steps if args.max_steps > 0 else None,
+                   getattr(args, "block_order_seed", args.seed), lookahead=lookahead)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curricula.logs import sort_records, write_epoch_log
+from curricula.logs import LOG_DIR, sort_records, write_epoch_log
 from curricula.methods.seam import Curriculum, EpochRecords, Report
 from curricula.run_layout import write_text
 
@@ -83,12 +83,12 @@ class BackgroundWriter:
 class PhaseBoundary:
     """Runs ``Curriculum`` epoch boundaries for a trainer (see the module docstring)."""
 
-    def __init__(self, curriculum: Curriculum, recorder, accelerator, log_dir: Path, should_save: bool,
-                 share_node_state: bool, run_key: str, check_divergence: Callable, reports: ReportLog,
-                 writer: BackgroundWriter):
+    def __init__(self, curriculum: Curriculum, recorder, accelerator, args, check_divergence: Callable,
+                 reports: ReportLog, writer: BackgroundWriter):
         self.curriculum, self.recorder, self.accelerator = curriculum, recorder, accelerator
-        self.log_dir, self.should_save = Path(log_dir), should_save
-        self.share_node_state, self.run_key = share_node_state, run_key
+        self.log_dir, self.should_save = Path(args.output_dir) / LOG_DIR, args.should_save
+        self.share_node_state = getattr(args, "share_index_table", True)
+        self.run_key = str(Path(args.output_dir).resolve())
         self.check_divergence, self.reports, self.writer = check_divergence, reports, writer
 
     def gather_records(self) -> EpochRecords | None:

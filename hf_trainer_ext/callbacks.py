@@ -9,8 +9,9 @@ class CurriculumCallback(TrainerCallback):
     """Drives the trainer's curriculum from Trainer's loop (callbacks are not given the trainer, so it holds one).
 
     * after every optimizer step: the curriculum observes the global batch's per-domain statistics (methods that
-      learn online: Group DRO, one-run DoReMi); the Trainer epoch stops where the curriculum epoch ends; at
-      logging steps, per-domain training perplexity and the curriculum's own metrics go through ``Trainer.log``;
+      learn online: Group DRO, one-run DoReMi, the online mixers); the Trainer epoch stops where the curriculum epoch
+      ends (per-domain training perplexity and the curriculum's values join Trainer's own training logs:
+      ``CurriculumTrainer.log``);
     * at the end of a Trainer epoch that is a curriculum epoch's end: the boundary (``finish_epoch``). Trainer also
       ends an epoch when training stops early; the curriculum epoch then stays open (its records are in the last
       checkpoint) and the boundary runs only where it really ends.
@@ -26,8 +27,6 @@ class CurriculumCallback(TrainerCallback):
             t.observe_step()
             if cur.epoch_ends_at(state.global_step):
                 control.should_epoch_stop = True
-        if control.should_log:
-            t.log_step_metrics()
 
     def on_epoch_end(self, args, state, control, **kwargs):
         cur = self.trainer.curriculum

@@ -29,10 +29,10 @@ class CheckpointIO:
     """Writes and restores the curriculum's part of checkpoints for one trainer (``save``, ``mark_complete`` and
     ``restore`` are collective where they gather; the main process writes)."""
 
-    def __init__(self, curriculum: Curriculum | None, recorder, accelerator, should_save: bool, output_dir: str,
-                 reports: ReportLog, writer: BackgroundWriter, run_id):
+    def __init__(self, curriculum: Curriculum | None, recorder, accelerator, args, reports: ReportLog,
+                 writer: BackgroundWriter, run_id):
         self.curriculum, self.recorder, self.accelerator = curriculum, recorder, accelerator
-        self.should_save, self.output_dir = should_save, Path(output_dir)
+        self.should_save, self.output_dir = args.should_save, Path(args.output_dir)
         self.reports, self.writer, self.run_id = reports, writer, run_id
         self.resumed_marker: dict | None = None  # the marker of the checkpoint this train() resumed from
         self._written_for: str | None = None

@@ -1,8 +1,7 @@
 """Every override of a private ``transformers.Trainer`` method, in one place, each saying why.
 
 ``CurriculumTrainer`` inherits ``TrainerCompat`` before ``Trainer``. Each override delegates to a public method of
-the trainer (``curriculum_sampler``, ``resume_position``, ``start_stream_at``, ``save_curriculum_checkpoint``,
-``finish_checkpoint``), so
+the trainer (``curriculum_sampler``, ``resume_position``, ``save_curriculum_checkpoint``, ``finish_checkpoint``), so
 what the curriculum does is written once, in ``trainer.py``, and what depends on Trainer's internals is here.
 ``tests/test_compat.py`` fails when a transformers release changes what these rely on (names, signatures, the order of
 ``set_initial_training_values``' tuple, where ``_save_checkpoint`` rotates). Checked against transformers 5.25.
@@ -16,6 +15,7 @@ from pathlib import Path
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from curricula.run_layout import disk_full, is_disk_full
+from hf_trainer_ext.data import BLOCK_COLUMNS
 
 #: ``set_initial_training_values`` returns (num_train_epochs, num_update_steps_per_epoch, num_examples,
 #: num_train_samples, total_train_batch_size, steps_in_epoch, max_steps)
@@ -34,7 +34,7 @@ class TrainerCompat:
         # Trainer drops dataset columns the model's forward does not name; block ids must reach compute_loss (which
         # removes them before the forward), also for HF evaluation datasets
         super()._set_signature_columns_if_needed()
-        for c in self.extra_input_columns():
+        for c in BLOCK_COLUMNS:
             if c not in self._signature_columns:
                 self._signature_columns.append(c)
 
@@ -68,7 +68,8 @@ class TrainerCompat:
         # stream starts at the resumed step instead, from the state its checkpoint saved (O(1), not O(step))
         if self.curriculum is None:
             return super().get_resumed_dataloader(dataloader, num_batches)
-        return self.start_stream_at(dataloader, num_batches)
+        self._sampler.start = num_batches // self.args.gradient_accumulation_steps  # the sampler of this dataloader
+        return dataloader
 
     def _save_checkpoint(self, model, trial):
         # Trainer rotates older checkpoints away inside _save_checkpoint, before the on_save callbacks run: with

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,66 @@ def class_label_names(ds) -> list[str] | None:
     from curricula.data.pack import domain_names_of
 
     return domain_names_of(ds)
+
+
+@dataclass
+class BlockData:
+    """What the trainer trains on: the (wrapped) dataset and collator, and the block columns' domains."""
+
+    dataset: Any
+    collator: Callable | None
+    domain_ids: np.ndarray | None  # one per training row, when the data has block columns
+    domain_names: list[str]  # given, from the domain_id ClassLabel or the packed data, else "0", "1", ...
+    tokenizer_identity: dict | None
+    block_logging: bool
+
+    @property
+    def n_domains(self) -> int:
+        return int(self.domain_ids.max()) + 1 if self.domain_ids is not None and len(self.domain_ids) else 0
+
+
+def prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs: dict, *, packed=None,
+                       domain_names=None, tokenizer_identity=None, config=None) -> BlockData:
+    """The trainer's training data: packed in the trainer if ``args.packing`` (TRL-style; the evaluation data in
+    ``trainer_kwargs`` too), taken from a ``PackedData``, checked for what the method needs, and wrapped so the block
+    columns ride along with the model inputs through any collator."""
+    if getattr(args, "packing", False):  # text or tokenized documents in, dense domain-pure blocks out
+        pack = lambda ds: pack_for_training(ds, args, model, trainer_kwargs.get("processing_class"))  # noqa: E731
+        train_dataset = pack(train_dataset)
+        ev = trainer_kwargs.get("eval_dataset")
+        if ev is not None:
+            trainer_kwargs["eval_dataset"] = {k: pack(v) for k, v in ev.items()} if isinstance(ev, dict) else pack(ev)
+    if packed is not None:
+        train_dataset = packed.train if train_dataset is None else train_dataset
+        domain_names = packed.domain_names if domain_names is None else domain_names
+        tokenizer_identity = packed.tokenizer if tokenizer_identity is None else tokenizer_identity
+    if config is not None:  # before anything else: the message says how to get block columns
+        check_block_dataset(train_dataset, what=f"method {config.method!r}")
+    has_blocks = train_dataset is not None and all(c in (getattr(train_dataset, "column_names", None) or ())
+                                                   for c in BLOCK_COLUMNS)
+    block_logging = bool(getattr(args, "log_block_losses", True) and has_blocks)
+    domain_ids = None
+    if block_logging:
+        domain_ids = np.asarray(train_dataset.with_format("numpy")["domain_id"])
+        domain_names = class_label_names(train_dataset) if domain_names is None else domain_names
+        train_dataset = BlockDataset(train_dataset, inputs=model_inputs(model), checked=config is not None)
+        if data_collator is not None and not isinstance(data_collator, BlockCollator):
+            check_collator(data_collator, train_dataset)
+            data_collator = BlockCollator(data_collator)
+        data_collator = data_collator or BlockCollator()
+    elif config is not None:
+        raise CurriculumDataError("a curriculum needs training data with block_id and domain_id (curricula pack)")
+    data = BlockData(train_dataset, data_collator, domain_ids, [], tokenizer_identity, block_logging)
+    data.domain_names = [str(n) for n in domain_names] if domain_names is not None else \
+        [str(d) for d in range(data.n_domains)]
+    return data
+
+
+def fix_loss_type(model) -> str | None:
+    """GPT-2 leaves ``loss_type`` unset, so Trainer counts B*T instead of B*(T-1) loss tokens and the loss comes out
+    (T-1)/T too low: name the causal-LM loss before Trainer inspects the model. Returns the note to log, if any."""
+    if model is None or getattr(model, "loss_type", "") is not None or model.config.is_encoder_decoder:
+        return None
+    model.loss_type = "ForCausalLM"
+    return (f"{type(model).__name__} had no loss_type: set to ForCausalLM, so the loss counts the T-1 predicted "
+            "tokens of each block (Trainer would count T; losses are T/(T-1) of what a plain Trainer reports)")

@@ -26,6 +26,14 @@ class DivergenceMonitor:
             self.max_loss, self.why = 3.0 * math.log(vocab_size), ", 3 x ln(vocab): far worse than guessing uniformly"
         self.last_checkpoint = last_checkpoint
 
+    @classmethod
+    def from_args(cls, args, model, last_checkpoint: Callable[[], Path | None]) -> "DivergenceMonitor":
+        """``--nonfinite_policy``, ``--max_nonfinite_share``, ``--max_loss``; the default bound from the model's
+        vocabulary."""
+        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        return cls(getattr(args, "nonfinite_policy", "stop"), getattr(args, "max_nonfinite_share", 1.0),
+                   getattr(args, "max_loss", None), vocab, last_checkpoint)
+
     def check(self, where: str, n: int, n_bad: int, mean_loss: float) -> None:
         if n == 0:
             return

@@ -38,6 +38,10 @@ class BlockLossRecorder:
                 a[: self._n] = b[: self._n]
         self._cols = new
 
+    def reserve_epoch(self, max_epoch_steps: int, global_batch: int, world_size: int, device) -> None:
+        """Room for the longest epoch's records of this process (its share of every global batch, plus one)."""
+        self.reserve(max_epoch_steps * global_batch // max(world_size, 1) + global_batch, device)
+
     def _append(self, block_id, domain_id, step, loss) -> None:
         k = block_id.numel()
         if self._cols is None or self._n + k > self._cols[0].numel():
@@ -117,6 +121,14 @@ class BlockLossRecorder:
         s, c, bad = stats.cpu().tolist()
         return {"domains": {d: s[d] / c[d] for d in range(k) if c[d] > 0}, "finite": sum(c), "nonfinite": sum(bad),
                 "loss_sum": sum(s)}
+
+    def perplexity_window(self, accelerator, names: list[str]) -> tuple[dict, tuple[int, int, float]]:
+        """``window`` as ``train_ppl/<domain>`` logs, and (blocks, non-finite blocks, mean finite loss) for the
+        divergence check (collective)."""
+        w = self.window(accelerator)
+        logs = {f"train_ppl/{names[d] if d < len(names) else d}": perplexity(v) for d, v in w["domains"].items()}
+        mean = w["loss_sum"] / w["finite"] if w["finite"] else float("nan")
+        return logs, (int(w["finite"] + w["nonfinite"]), int(w["nonfinite"]), mean)
 
 
 def perplexity(loss: float) -> float:

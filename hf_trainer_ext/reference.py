@@ -166,3 +166,29 @@ def save_tokenizer_folder(spec: str, out_dir: str | Path) -> None:
         shutil.copy(encoder_json, out_dir / "vocab.json")
         shutil.copy(vocab_bpe, out_dir / "merges.txt")
         GPT2TokenizerFast.from_pretrained(str(out_dir)).save_pretrained(str(out_dir))
+
+
+def attach_reference(trainer, reference_losses, reference_model):
+    """The reference of a method that needs one (``needs = {"reference"}``): exactly one of a cache of its per-token
+    losses (read alongside each batch) or a live model (a forward per step). Returns the live model, or None; a
+    reference given to a method that has no use for one is refused."""
+    from curricula.errors import ConfigError
+
+    cur = trainer.curriculum
+    if cur is None or "reference" not in cur.needs:
+        if reference_losses is not None or reference_model is not None:
+            raise ConfigError(f"a reference is given but method {cur.name if cur else None!r} does not use one; drop "
+                              "reference_losses/reference_model")
+        return None
+    method = cur.name
+    if (reference_losses is None) == (reference_model is None):
+        raise ConfigError(f"method {method!r} needs exactly one reference: reference_losses (a cache made by "
+                          "score_reference, or --reference_losses DIR) or reference_model")
+    if isinstance(reference_model, (str, Path)):
+        reference_model = load_model_checked(reference_model, trainer.tokenizer_identity, what="the reference model")
+    if reference_model is not None:
+        return reference_model.to(trainer.args.device).eval().requires_grad_(False)
+    ds = trainer.train_dataset
+    block_size = len(ds.ds[0]["input_ids"])
+    ds.extras["ref_loss"] = ReferenceLosses(reference_losses, len(ds), block_size, trainer.tokenizer_identity)
+    return None

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from curricula.errors import RunFolderError
-from curricula.run_layout import COMPLETE, RunDir, new_run_id, read_json, write_json
+from curricula.run_layout import COMPLETE, RunDir, checkpoint_missing, new_run_id, read_json, write_json
 
 RUN_FORMAT = "curricula-run/1"
 
@@ -56,20 +56,35 @@ class RunFolder:
                 f"{record['run_id']}: resuming would continue one run's training with another's log; resume it in its "
                 "own output_dir, or start anew with --overwrite_output_dir")
 
+    def last_complete(self, curriculum) -> Path | None:
+        """The newest complete checkpoint (what to resume from), or None."""
+        complete = [p for p in self.dir.checkpoints() if not checkpoint_missing(p, curriculum is not None)]
+        return complete[-1] if complete else None
+
     def run_id(self) -> str | None:
         try:
             return (self.dir.read_run() or {}).get("run_id")
         except Exception:  # noqa: BLE001  (a checkpoint marker must not fail on a damaged run record)
             return None
 
-    def write_record(self, resumed: bool, **fields) -> None:
-        """``run.json`` (main process): the run id and creation time survive resumes; ``fields`` are the rest."""
+    def write_record(self, resumed: bool, trainer) -> None:
+        """``run.json`` and the plan sized in steps (main process); the run id and creation time survive resumes."""
         if not self.should_save:
             return
         previous = self.dir.read_run() if resumed else None
+        cur, config = trainer.curriculum, trainer.curriculum_config
         write_json(self.dir.run_json, {
             "format": RUN_FORMAT,
             "run_id": (previous or {}).get("run_id") or new_run_id(),
-            **fields,
+            "method": cur.name if cur is not None else "none",
+            "curriculum": config.to_dict() if config is not None else None,
+            "seed": trainer.args.seed,
+            "domain_names": trainer.domain_names,
+            "tokenizer": trainer.tokenizer_identity,
+            "lineage": trainer.lineage,
+            "loss_type_note": trainer.loss_type_note,
             "created": (previous or {}).get("created") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         })
+        plan = cur.plan_info() if cur is not None else None
+        if plan is not None:
+            write_json(self.dir.plan_json, plan)

@@ -2,7 +2,7 @@
 
 Every process iterates the identical stream (it depends only on the curriculum's seed and state) and accelerate's
 ``BatchSamplerShard`` hands each rank its own per-device batches. After a resume inside an epoch the stream starts at
-the resumed step (``start``, set by ``CurriculumTrainer.start_stream_at``): no batch is replayed. Batches are numpy arrays turned into Python ints
+the resumed step (``start``, set by ``TrainerCompat.get_resumed_dataloader``): no batch is replayed. Batches are numpy arrays turned into Python ints
 one global batch at a time: no per-block list of the whole epoch is ever built. The curriculum changes its data only
 between Trainer epochs (one Trainer epoch = one curriculum epoch), never while the data loader reads ahead, except
 for online methods that read weights a fixed number of steps old (see ``curricula.methods.doremi.online``).

@@ -229,6 +229,7 @@ class AnnealCallback(TrainerCallback):
 def install_schedule(trainer, optimizer: torch.optim.Optimizer, num_training_steps: int) -> ScheduleLR:
     """``trainer.args.lr_schedule`` as the trainer's LR scheduler, with an ``AnnealCallback`` when the schedule can
     anneal on demand (``--anneal_at``, or the file ``OUTPUT_DIR/ANNEAL``)."""
+    optimizer = optimizer if optimizer is not None else trainer.optimizer
     scheduler = create_schedule_scheduler(optimizer, trainer.args.lr_schedule, num_training_steps=num_training_steps)
     annealable = hasattr(scheduler.schedule, "anneal_start")
     if annealable and not any(isinstance(cb, AnnealCallback) for cb in trainer.callback_handler.callbacks):

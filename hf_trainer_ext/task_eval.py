@@ -13,6 +13,11 @@ class TaskEvaluator:
         self.spec, self.tokenizer_spec, self.batch_size = spec, tokenizer_spec, batch_size
         self._loaded = None
 
+    @classmethod
+    def from_args(cls, args) -> "TaskEvaluator":
+        return cls(getattr(args, "eval_tasks", None), getattr(args, "eval_tokenizer", None),
+                   args.per_device_eval_batch_size)
+
     def _load(self):
         from curricula.data.tokenizers import load_tokenizer
         from curricula.evaluation.tasks import get_task, load_task_file
