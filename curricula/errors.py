@@ -29,6 +29,10 @@ class CorruptFileError(CurriculaError):
     """A file the library wrote earlier cannot be read back (the message names the file and what to do)."""
 
 
+class MissingFileError(CurriculaError, FileNotFoundError):
+    """A file or folder that should be there is not (the message names it and what makes it)."""
+
+
 class DiskFullError(CurriculaError, OSError):
     """No space left while writing an artifact (the message names the path and the free space)."""
 

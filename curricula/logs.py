@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curricula.errors import CorruptFileError
+from curricula.errors import CorruptFileError, MissingFileError
 
 LOG_DIR = "curriculum"
 SCHEMA = pa.schema(
@@ -80,7 +80,7 @@ def read_curriculum_log(run_dir: Path) -> pa.Table:
     log_dir = run_dir / LOG_DIR if (run_dir / LOG_DIR).is_dir() else run_dir
     files = epoch_log_files(log_dir)
     if not files:
-        raise FileNotFoundError(f"no curriculum log (epoch-*.parquet) in {log_dir}; is this a curricula run folder?")
+        raise MissingFileError(f"no curriculum log (epoch-*.parquet) in {log_dir}; is this a curricula run folder?")
     tables = []
     for f in files:
         try:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curricula.errors import CorruptFileError, DiskFullError
+from curricula.errors import CorruptFileError, DiskFullError, MissingFileError
 
 COMPLETE = "COMPLETE"  # written last into a checkpoint's curriculum folder
 CHECKPOINT_PREFIX = "checkpoint"
@@ -210,7 +210,7 @@ def read_table(path, what: str = "table"):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
+        raise MissingFileError(f"{what} {path} does not exist")
     try:
         if path.suffix == ".parquet":
             return pq.read_table(path)

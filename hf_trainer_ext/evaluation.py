@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from curricula.evaluation.tasks import TaskBuildError
+
 
 def _split_ids(tok, context: str, continuation: str) -> tuple[list[int], list[int]]:
     whole = tok.encode(context + continuation)
@@ -61,7 +63,7 @@ def score_task(model, tokenizer, examples: Sequence, batch_size: int = 16) -> di
 
     eos = getattr(tokenizer, "eos_id", 0)
     if not examples:
-        raise ValueError("the task has no examples")
+        raise TaskBuildError("the task has no examples")
     kind = examples[0].kind
     if kind == "multiple_choice":
         pairs, owners = [], []
@@ -84,7 +86,7 @@ def score_task(model, tokenizer, examples: Sequence, batch_size: int = 16) -> di
         result = metric.compute(predictions=preds, references=[ex.target for ex in examples])
         result["mean_target_logprob"] = float(np.mean([lp for lp, _ in scores]))
     else:
-        raise ValueError(f"unknown task kind {kind!r}")
+        raise TaskBuildError(f"unknown task kind {kind!r}")
     return {**result, "n": len(examples), "kind": kind}
 
 

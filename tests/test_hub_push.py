@@ -31,7 +31,7 @@ from curricula.logs import write_epoch_log
 from curricula.methods.lfr.plan import PhaseEpoch
 from curricula.report import files as report_files
 from hf_trainer_ext.hub import HubPushError, collect_run_files, push_run
-from tests.hub_standin import HubStandIn
+from hf_trainer_ext.hub_standin import HubStandIn
 
 TEXTS = [
     "the quick brown fox jumps over the lazy dog",

@@ -47,6 +47,10 @@ class PackageFetchError(CurriculaError, RuntimeError):
     """A package could not be downloaded or unpacked."""
 
 
+class PackageSpecError(CurriculaError):
+    """A package spec that is not 'deb:NAME' or 'pypi:NAME==VERSION'."""
+
+
 class MissingToolError(CurriculaError, RuntimeError):
     """An external program the corpus build needs is not installed."""
 
@@ -73,17 +77,17 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     """``'deb:NAME'`` -> ``('deb', NAME, None)``; ``'pypi:NAME==VER'`` -> ``('pypi', NAME, VER)``."""
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise ValueError(f"bad package spec {spec!r}: expected 'deb:NAME' or 'pypi:NAME==VERSION'")
+        raise PackageSpecError(f"bad package spec {spec!r}: expected 'deb:NAME' or 'pypi:NAME==VERSION'")
     if kind == "deb":
         if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*", rest):
-            raise ValueError(f"bad Debian package name in {spec!r}")
+            raise PackageSpecError(f"bad Debian package name in {spec!r}")
         return "deb", rest, None
     if kind == "pypi":
         name, eq, version = rest.partition("==")
         if not eq or not name or not version:
-            raise ValueError(f"bad PyPI spec {spec!r}: pin an exact version, 'pypi:NAME==VERSION'")
+            raise PackageSpecError(f"bad PyPI spec {spec!r}: pin an exact version, 'pypi:NAME==VERSION'")
         return "pypi", name, version
-    raise ValueError(f"bad package spec {spec!r}: kind must be 'deb' or 'pypi'")
+    raise PackageSpecError(f"bad package spec {spec!r}: kind must be 'deb' or 'pypi'")
 
 
 def safe_name(spec: str) -> str:

@@ -41,6 +41,7 @@ from .tasks import (
     ClozeExample,
     Example,
     MultipleChoiceExample,
+    TaskBuildError,
     TaskSpec,
     load_task_file,
     register_task,
@@ -286,9 +287,9 @@ def build_tasks(
     Each written file is read back with :func:`load_task_file`.
     """
     if max_examples < 1:
-        raise ValueError(f"max_examples={max_examples} must be >= 1")
+        raise TaskBuildError(f"max_examples={max_examples} must be >= 1")
     if n_choices < 2:
-        raise ValueError(f"n_choices={n_choices} must be >= 2 (the true line and at least one distractor)")
+        raise TaskBuildError(f"n_choices={n_choices} must be >= 2 (the true line and at least one distractor)")
     by_domain = _validation_docs(corpus_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -352,7 +353,7 @@ def hellaswag_example(row: dict, index: int = 0) -> MultipleChoiceExample:
     WikiHow ``[title]``/``[step]`` markup (as lm-evaluation-harness does).
     """
     if str(row.get("label", "")).strip() == "":
-        raise ValueError(f"hellaswag row {row.get('ind', index)} has no label (the test split is unlabeled)")
+        raise TaskBuildError(f"hellaswag row {row.get('ind', index)} has no label (the test split is unlabeled)")
     context = _hellaswag_clean(f"{row['activity_label']}: {row['ctx_a']} {row['ctx_b'].capitalize()}")
     return MultipleChoiceExample(
         id=f"hellaswag/{row.get('ind', index)}",
@@ -371,7 +372,7 @@ def piqa_example(row: dict, index: int = 0) -> MultipleChoiceExample:
     """
     label = int(row["label"])
     if label not in (0, 1):
-        raise ValueError(f"piqa row {index} has label {label} (the test split is unlabeled)")
+        raise TaskBuildError(f"piqa row {index} has label {label} (the test split is unlabeled)")
     return MultipleChoiceExample(
         id=f"piqa/{index}",
         context=f"Question: {row['goal']}\nAnswer:",
@@ -389,7 +390,7 @@ def arc_example(row: dict, index: int = 0) -> MultipleChoiceExample:
     """
     labels = list(row["choices"]["label"])
     if row["answerKey"] not in labels:
-        raise ValueError(f"arc row {row.get('id', index)}: answerKey {row['answerKey']!r} is not in {labels}")
+        raise TaskBuildError(f"arc row {row.get('id', index)}: answerKey {row['answerKey']!r} is not in {labels}")
     return MultipleChoiceExample(
         id=f"arc/{row.get('id', index)}",
         context=f"Question: {row['question']}\nAnswer:",
@@ -407,7 +408,7 @@ def lambada_example(row: dict, index: int = 0) -> ClozeExample:
     text = row["text"].rstrip()
     cut = max(text.rfind(" "), text.rfind("\n"))
     if cut <= 0:
-        raise ValueError(f"lambada row {index} has a single word: {text!r}")
+        raise TaskBuildError(f"lambada row {index} has a single word: {text!r}")
     return ClozeExample(id=f"lambada/{index}", context=text[: cut + 1], target=text[cut + 1 :])
 
 

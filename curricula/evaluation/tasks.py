@@ -35,6 +35,10 @@ class TaskFormatError(CurriculaError):
     """A task file that cannot be used; the message says where (``file:line``) and why."""
 
 
+class TaskBuildError(CurriculaError):
+    """Source rows or settings a task cannot be built (or scored) from; the message names the row or setting."""
+
+
 class UnknownTaskError(CurriculaError, KeyError):
     """:func:`get_task` was given a name that is not in :data:`TASKS`."""
 

@@ -12,6 +12,15 @@ from __future__ import annotations
 
 import os
 
+from curricula.errors import CurriculaError, MissingFileError
+
+
+class UnknownMetricError(CurriculaError, KeyError):
+    """A metric name curricula does not ship."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 METRICS = ("cloze", "domain_perplexity", "multiple_choice")
@@ -19,7 +28,7 @@ METRICS = ("cloze", "domain_perplexity", "multiple_choice")
 
 def _check(name: str) -> None:
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+        raise UnknownMetricError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
 
 
 def metric_path(name: str) -> str:
@@ -27,7 +36,7 @@ def metric_path(name: str) -> str:
     _check(name)
     path = os.path.join(_HERE, name)
     if not os.path.isfile(os.path.join(path, f"{name}.py")):
-        raise FileNotFoundError(f"metric module {name!r} is missing: {path}/{name}.py (broken install?)")
+        raise MissingFileError(f"metric module {name!r} is missing: {path}/{name}.py (broken install?)")
     return path
 
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from curricula.methods.lfr.fates import FATES, block_fates, summarize_fates
 from curricula.logs import LOG_DIR, read_curriculum_log
-from curricula.errors import CorruptFileError
+from curricula.errors import ConfigError, CorruptFileError
 from curricula.report.plots import domain_colors, figure, save_figure
 from curricula.run_layout import read_json, write_json, write_parquet, write_text
 
@@ -208,7 +208,7 @@ def analyze_run(run_dir, out_dir=None, top_k: int = 5, rel_tol: float = 0.0) -> 
     docstring) into ``out_dir`` (default ``RUN_DIR/analysis``). Returns the summary as a dict (also summary.json);
     print it with ``format_report``."""
     if top_k < 0:
-        raise ValueError(f"top_k={top_k} must be >= 0")
+        raise ConfigError(f"top_k={top_k} must be >= 0")
     run_dir, log_dir = _dirs(Path(run_dir))
     out = Path(out_dir) if out_dir is not None else run_dir / ANALYSIS_DIR
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,14 @@ from curricula.data.sources.extract import (
     extract_sword,
 )
 from curricula.data.sources.formats.html import SPHINX_SKIP
+from curricula.errors import CurriculaError
+
+
+class UnknownSourceError(CurriculaError, KeyError):
+    """A source name the catalogue does not have."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
 
 __all__ = ["DE_DOMAINS", "DOMAINS", "EN_DOMAINS", "SOURCES", "Source", "get_source", "sources_for_domain"]
 
@@ -178,7 +186,7 @@ def get_source(name: str) -> Source:
     for s in SOURCES:
         if s.name == name:
             return s
-    raise KeyError(f"unknown source {name!r}; known: {', '.join(s.name for s in SOURCES)}")
+    raise UnknownSourceError(f"unknown source {name!r}; known: {', '.join(s.name for s in SOURCES)}")
 
 
 def sources_for_domain(domain: str) -> tuple[Source, ...]:

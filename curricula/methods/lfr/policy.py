@@ -180,7 +180,7 @@ class LFRPolicy:
     def eligible_for(self, epoch: PhaseEpoch, table: IndexTable) -> np.ndarray:
         """Block ids (ascending) that ``epoch`` trains on; also sets ``table``'s eligible column to them."""
         if not (0 <= epoch.index < len(self._epochs)) or self._epochs[epoch.index] != epoch:
-            raise ValueError(f"{epoch} is not an epoch of plan {self.plan.name!r}; take epochs from plan.epochs()")
+            raise PlanError(f"{epoch} is not an epoch of plan {self.plan.name!r}; take epochs from plan.epochs()")
         if epoch.kind != "focus":  # learn / review: every block
             table.set_all_eligible()
             return np.arange(table.n, dtype=np.int64)
@@ -203,7 +203,7 @@ class LFRPolicy:
 
     def load_state_dict(self, state: dict) -> None:
         if state["plan"] != self.plan.to_dict():
-            raise ValueError(
+            raise PlanError(
                 f"the saved policy ran plan {state['plan'].get('name')!r} with different phases than "
                 f"{self.plan.name!r}; resume with the same plan (and parameters)"
             )

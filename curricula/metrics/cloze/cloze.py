@@ -13,6 +13,11 @@ trailing whitespace from both (and lower-casing both when ``ignore_case=True``).
 import datasets
 import evaluate
 
+
+class ClozeInputError(ValueError):
+    """Input the metric cannot score (cloze examples); the message names the row. An ``evaluate`` metric script is loaded
+    on its own, so it does not import curricula's error classes."""
+
 _KWARGS_DESCRIPTION = """
 Args:
     predictions: predicted word (str) per example, e.g. the greedy continuation.
@@ -36,7 +41,7 @@ class Cloze(evaluate.Metric):
 
     def _compute(self, predictions, references, ignore_case=False):
         if not references:
-            raise ValueError("cloze: no examples to score (empty input)")
+            raise ClozeInputError("cloze: no examples to score (empty input)")
 
         def norm(text):
             text = (text or "").strip()

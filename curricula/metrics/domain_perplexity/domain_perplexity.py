@@ -19,6 +19,11 @@ import math
 import datasets
 import evaluate
 
+
+class DomainPerplexityInputError(ValueError):
+    """Input the metric cannot score (per-domain losses); the message names the row. An ``evaluate`` metric script is loaded
+    on its own, so it does not import curricula's error classes."""
+
 _DESCRIPTION = __doc__
 
 _KWARGS_DESCRIPTION = """
@@ -51,14 +56,14 @@ class DomainPerplexity(evaluate.Metric):
 
     def _compute(self, loss, tokens, domain):
         if not loss:
-            raise ValueError("domain_perplexity: no blocks to score (empty input)")
+            raise DomainPerplexityInputError("domain_perplexity: no blocks to score (empty input)")
         nll_sum: dict = {}
         count: dict = {}
         for i, (value, n, name) in enumerate(zip(loss, tokens, domain)):
             if n is None or n <= 0:
-                raise ValueError(f"domain_perplexity: row {i} (domain {name!r}) has tokens={n}; it must be > 0")
+                raise DomainPerplexityInputError(f"domain_perplexity: row {i} (domain {name!r}) has tokens={n}; it must be > 0")
             if value is None or not math.isfinite(value):
-                raise ValueError(f"domain_perplexity: row {i} (domain {name!r}) has a non-finite loss {value!r}")
+                raise DomainPerplexityInputError(f"domain_perplexity: row {i} (domain {name!r}) has a non-finite loss {value!r}")
             nll_sum[name] = nll_sum.get(name, 0.0) + float(value) * int(n)
             count[name] = count.get(name, 0) + int(n)
         perplexity = {name: math.exp(nll_sum[name] / count[name]) for name in sorted(nll_sum)}

@@ -19,6 +19,11 @@ all score the same is predicted as choice 0.
 import datasets
 import evaluate
 
+
+class MultipleChoiceInputError(ValueError):
+    """Input the metric cannot score (choices and their log-likelihoods); the message names the row. An ``evaluate`` metric script is loaded
+    on its own, so it does not import curricula's error classes."""
+
 _KWARGS_DESCRIPTION = """
 Args:
     choice_logprobs: list of float per question, summed log-likelihood of each choice.
@@ -55,22 +60,22 @@ class MultipleChoice(evaluate.Metric):
 
     def _compute(self, choice_logprobs, choice_lengths, answer):
         if not answer:
-            raise ValueError("multiple_choice: no questions to score (empty input)")
+            raise MultipleChoiceInputError("multiple_choice: no questions to score (empty input)")
         correct = correct_norm = 0
         for i, (logprobs, lengths, gold) in enumerate(zip(choice_logprobs, choice_lengths, answer)):
             if not logprobs:
-                raise ValueError(f"multiple_choice: question {i} has no choices")
+                raise MultipleChoiceInputError(f"multiple_choice: question {i} has no choices")
             if len(lengths) != len(logprobs):
-                raise ValueError(
+                raise MultipleChoiceInputError(
                     f"multiple_choice: question {i} has {len(logprobs)} choice_logprobs "
                     f"but {len(lengths)} choice_lengths"
                 )
             if not 0 <= gold < len(logprobs):
-                raise ValueError(
+                raise MultipleChoiceInputError(
                     f"multiple_choice: question {i} has answer {gold}, out of range 0..{len(logprobs) - 1}"
                 )
             if any(n <= 0 for n in lengths):
-                raise ValueError(f"multiple_choice: question {i} has a choice length <= 0: {list(lengths)}")
+                raise MultipleChoiceInputError(f"multiple_choice: question {i} has a choice length <= 0: {list(lengths)}")
             correct += _first_argmax(logprobs) == gold
             correct_norm += _first_argmax([lp / n for lp, n in zip(logprobs, lengths)]) == gold
         total = len(answer)

@@ -7,6 +7,11 @@ import re
 import subprocess
 
 from curricula.data.sources.text import decode_bytes
+from curricula.errors import CurriculaError
+
+
+class ManRenderError(CurriculaError, RuntimeError):
+    """groff could not render a man page; the message has its error output."""
 
 __all__ = ["GROFF_CMD", "clean_man_output", "render_man_page"]
 
@@ -64,5 +69,5 @@ def render_man_page(source: bytes, *, runner=subprocess.run) -> str:
     proc = runner(list(GROFF_CMD), input=source, capture_output=True,
                   env={**os.environ, "LC_ALL": "C.UTF-8"})
     if proc.returncode != 0:
-        raise RuntimeError(f"groff failed (exit {proc.returncode}): {decode_bytes(proc.stderr)[-400:]}")
+        raise ManRenderError(f"groff failed (exit {proc.returncode}): {decode_bytes(proc.stderr)[-400:]}")
     return clean_man_output(decode_bytes(proc.stdout))
