@@ -34,7 +34,10 @@ def main() -> None:
     ap.add_argument("--vocab", choices=["gpt2", "bpe"], default="gpt2", help="GPT-2 BPE (50,257) or an 8k BPE")
     ap.add_argument("--cap", type=int, default=200, help="blocks per domain")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--short", action="store_true", help="a few steps on a small vocabulary (what the tests run)")
     a = ap.parse_args()
+    if a.short:
+        a.steps, a.repeats, a.vocab, a.cap, a.batch = 2, 1, "bpe", 16, 4
 
     import numpy as np
     import torch
@@ -53,7 +56,7 @@ def main() -> None:
     build_from_sample(tmp / "corpus")
     tok = "gpt2"
     if a.vocab == "bpe":
-        train_bpe(load_corpus(tmp / "corpus" / "en")["train"]["text"], tmp / "bpe", vocab_size=8192)
+        train_bpe(load_corpus(tmp / "corpus" / "en")["train"]["text"], tmp / "bpe", vocab_size=1024 if a.short else 8192)
         tok = str(tmp / "bpe")
     pack_corpus(tmp / "corpus" / "en", tmp / "packed", PackConfig(tokenizer=tok, block_size=128, max_blocks_per_domain=a.cap))
     meta = read_meta(tmp / "packed")
@@ -83,7 +86,7 @@ def main() -> None:
 
     def run(kind: str) -> float:
         args = CurriculumTrainingArguments(
-            output_dir=str(tmp / "out" / kind), max_steps=3 + a.steps, per_device_train_batch_size=a.batch,
+            output_dir=str(tmp / "out" / kind), overwrite_output_dir=True, max_steps=3 + a.steps, per_device_train_batch_size=a.batch,
             learning_rate=1e-3, domain_weights="uniform" if kind == "plain" else None, report_to="none", save_strategy="no", use_cpu=True,
             disable_tqdm=True, logging_steps=10, seed=0)
         common = dict(model=model(2), args=args, train_dataset=train, domain_names=names)

@@ -129,7 +129,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", type=float, default=0.9,
                     help="summarise only steps whose process CPU time / (wall * threads) reaches this (default 0.9)")
-    return ap.parse_args()
+    ap.add_argument("--short", action="store_true", help="1 repeat of 2 steps on a tiny model (what the tests run)")
+    a = ap.parse_args()
+    if a.short:
+        a.steps, a.warmup, a.repeats, a.layers, a.width, a.vocab, a.batch = 2, 1, 1, 1, 32, 512, 2
+    return a
 
 
 def main() -> None:
@@ -218,7 +222,9 @@ def main() -> None:
         torch.manual_seed(args.seed + 1)
         reference = GPT2LMHeadModel(cfg)
         # a random subset (renumbered 0..N-1), 4x the blocks the run trains: scoring all of them would take minutes
-        pick = np.sort(np.random.default_rng(args.seed).permutation(len(blocks))[:4 * args.batch * (args.warmup + args.steps)])
+        pick = np.random.default_rng(args.seed).permutation(len(blocks))[:4 * args.batch * (args.warmup + args.steps)]
+        dom_all = np.asarray(blocks.with_format("numpy")["domain_id"])  # every domain keeps blocks (uniform weights)
+        pick = np.union1d(pick, np.unique(dom_all, return_index=True)[1])
         online_ds = (blocks.select(pick.tolist()).flatten_indices().remove_columns(["block_id"])
                      .add_column("block_id", np.arange(len(pick), dtype=np.int64)))
         t = time.perf_counter()

@@ -27,7 +27,10 @@ def main() -> None:
     ap.add_argument("--block-size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--procs", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--short", action="store_true", help="1 repeat, 1 process (what the tests run)")
     args = ap.parse_args()
+    if args.short:
+        args.repeats, args.procs = 1, [1]
 
     import datasets
 

@@ -47,7 +47,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=2000, help="blocks to score (the sample's first ones, per domain)")
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
+    ap.add_argument("--short", action="store_true", help="64 blocks (what the tests run)")
     a = ap.parse_args()
+    if a.short:
+        a.blocks = 64
     if os.environ.get("_BENCH_SCORING_CHILD"):
         return child(a.work)
     from curricula.data.build import build_from_sample

@@ -87,6 +87,19 @@ def _write_ipc(table: pa.Table, path: Path) -> None:
         writer.write_table(table)
 
 
+class _Columns(dict):
+    """The table's columns. The per-block statistics are built when first used: a process that only follows another
+    process's decisions (``LFRCurriculum.adopt_shared``) holds ``domain_id`` and ``eligible`` only (5 B/block)."""
+
+    _DEFAULTS = {"loss": (np.float32, np.nan), "ppl": (np.float32, np.nan), "last_epoch": (np.int32, -1),
+                 "visits": (np.int32, 0)}
+
+    def __missing__(self, name: str) -> np.ndarray:
+        dtype, fill = self._DEFAULTS[name]
+        self[name] = a = np.full(len(self["domain_id"]), fill, dtype=dtype)
+        return a
+
+
 class IndexTable:
     """All blocks with their latest loss/perplexity, visit counts and current-phase eligibility.
 
@@ -97,10 +110,10 @@ class IndexTable:
 
     def __init__(self, columns: dict[str, np.ndarray], *, block_id: np.ndarray | None = None, source=None):
         n = len(columns["domain_id"])
-        for name in _STATE:
-            if columns[name].shape != (n,):
-                raise IndexTableError(f"column {name!r} has shape {columns[name].shape}, expected ({n},)")
-        self._c = dict(columns)
+        for name, col in columns.items():
+            if col.shape != (n,):
+                raise IndexTableError(f"column {name!r} has shape {col.shape}, expected ({n},)")
+        self._c = _Columns(columns)
         self._block_id = block_id  # created on first to_arrow(); memory-mapped after load()
         self._source = source  # keeps a memory map alive while columns point into it
         self._domain_runs: list[tuple[int, int, int]] | None | bool = False  # False = not computed yet
@@ -116,17 +129,7 @@ class IndexTable:
             raise IndexTableError(f"domain_ids must be a 1-D integer array (one per block), got {d.dtype} {d.shape}")
         if d.size and (d.min() < 0 or d.max() > np.iinfo(np.int32).max):
             raise IndexTableError("domain_ids must be in [0, 2**31); they index the packed data's domain list")
-        n = d.size
-        return cls(
-            {
-                "domain_id": d.astype(np.int32, copy=True),
-                "loss": np.full(n, np.nan, dtype=np.float32),
-                "ppl": np.full(n, np.nan, dtype=np.float32),
-                "last_epoch": np.full(n, -1, dtype=np.int32),
-                "visits": np.zeros(n, dtype=np.int32),
-                "eligible": np.ones(n, dtype=bool),
-            }
-        )
+        return cls({"domain_id": d.astype(np.int32, copy=True), "eligible": np.ones(d.size, dtype=bool)})
 
     @classmethod
     def from_arrow(cls, table: pa.Table, *, verify: bool = False, _source=None) -> IndexTable:
@@ -185,17 +188,15 @@ class IndexTable:
         return np.flatnonzero(self._c["eligible"])
 
     def order(self, seed: int, epoch_index: int) -> np.ndarray:
-        """The eligible ids in a deterministic random order, from ``np.random.default_rng([seed, epoch_index])``.
-
-        Depends only on (eligible set, seed, epoch_index), so every process computes the same order without
-        communicating (same numpy version assumed), and a resumed run replays it exactly.
-        """
+        """The eligible ids in the deterministic random order epoch ``epoch_index`` trains them in
+        (``curricula.methods.lfr.order.EpochOrder``; materialised here, for analysis and tests: training reads it
+        lazily). Depends only on (eligible set, seed, epoch_index), so every process computes the same order."""
         for name, v in (("seed", seed), ("epoch_index", epoch_index)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
                 raise IndexTableError(f"{name}={v!r} must be a non-negative integer")
-        ids = self.eligible_ids()
-        np.random.default_rng([int(seed), int(epoch_index)]).shuffle(ids)
-        return ids
+        from curricula.methods.lfr.order import EpochOrder
+
+        return EpochOrder(self._c["eligible"], int(seed), int(epoch_index)).all()
 
     def count_per_domain(self, mask: np.ndarray) -> dict[int, int]:
         """Number of True rows of a block mask in each domain present in the table."""

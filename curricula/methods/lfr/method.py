@@ -29,11 +29,12 @@ import numpy as np
 
 from curricula.errors import ConfigError, CorruptFileError
 from curricula.methods.lfr.index_table import IndexTable
+from curricula.methods.lfr.order import EpochOrder, EpochStream
 from curricula.methods.lfr.plan import PhaseEpoch, Plan
 from curricula.methods.lfr.policy import FocusReport, LFRPolicy
 from curricula.methods.registry import register
-from curricula.methods.seam import (Curriculum, DataInfo, EpochLabel, EpochRecords, MethodConfig, NodeShared, Report,
-                                    RunInfo)
+from curricula.methods.seam import (Curriculum, DataInfo, EpochLabel, EpochRecords, MethodConfig, MethodError,
+                                    NodeShared, Report, RunInfo)
 from curricula.mixing.mixer import DomainMixer
 from curricula.mixing.stream import MixerStream
 from curricula.mixing.weights import resolve_weights
@@ -56,8 +57,8 @@ class LFRCurriculum(Curriculum, NodeShared):
         self.epochs: list[PhaseEpoch] = plan.epochs()
         self.blocks_per_epoch: list[int] = plan.blocks_per_epoch(self.table.n)
         self.steps_per_epoch: list[int] = [max(1, math.ceil(b / run.global_batch)) for b in self.blocks_per_epoch]
-        self._stream: MixerStream | None = None  # over a mixture: the current epoch's
-        self._restored_position: dict | None = None
+        self._stream: EpochStream | MixerStream | None = None  # the current epoch's
+        self._restored: dict | None = None  # a checkpoint's stream position, for the next batches()
 
     @property
     def n_blocks(self) -> int:
@@ -94,38 +95,35 @@ class LFRCurriculum(Curriculum, NodeShared):
                         f"the {focus.drop_percent:g} % lowest perplexities); it is not trained until the next review")
         return report
 
-    def epoch_order(self) -> np.ndarray:
-        """The current epoch's slots: its blocks in a (seed, epoch)-deterministic order, then pad slots."""
-        order = self.table.order(self.run.seed, self.epoch)
-        slots = self.steps_per_epoch[self.epoch] * self.run.global_batch
-        if len(order) > slots:  # more kept than planned (only when many losses are non-finite): train the first
-            order = order[:slots]
-        pad = slots - len(order)
-        return np.concatenate([order, np.resize(order, pad) + self.n_blocks]) if pad else order
-
     def batches(self, epoch: int, start: int = 0) -> Iterator[np.ndarray]:
+        """The epoch's eligible blocks in a (seed, epoch)-keyed random order (``order.EpochOrder``: evaluated as it
+        goes, resumable at any step), then pad slots; over a mixture, exact per-domain counts from the eligible
+        blocks. A stream saved by a checkpoint at ``start`` continues from its saved position."""
         if epoch != self.epoch:
-            from curricula.methods.seam import MethodError
-
             raise MethodError(f"batches of epoch {epoch} requested while the plan is at epoch {self.epoch}; the "
                               "driver and the plan went out of step (please report it)")
+        restored, self._restored = self._restored, None
+        restored = restored if restored is not None and restored.get("epoch") == epoch else {}
+        steps = self.steps_per_epoch[epoch]
         if self.mixture is None:
-            yield from self.epoch_order().reshape(-1, self.run.global_batch)[start:]
+            self._stream = EpochStream(EpochOrder(self.table.eligible, self.run.seed, epoch), steps,
+                                       self.run.global_batch, window=self.run.lookahead)
+            yield from self._stream.batches(start, restored.get("cursor") if start else None)
             return
         self._stream = MixerStream(self._epoch_mixer, window=self.run.lookahead)
-        self._stream.restore(self._restored_position or {})
-        self._restored_position = None
-        yield from self._stream.batches(start, self.steps_per_epoch[epoch])
+        self._stream.restore(restored.get("position") or {})
+        yield from self._stream.batches(start, steps)
 
     def stream_state(self, step: int) -> dict:
-        if self.mixture is None or self._stream is None:
-            return {}
         epoch, done = self.position(step)
-        return {"epoch": epoch, "position": self._stream.position(done)} if epoch == self.epoch else {}
+        if self._stream is None or epoch != self.epoch:
+            return {}
+        if isinstance(self._stream, EpochStream):
+            return {"epoch": epoch, "cursor": self._stream.cursor_before(done)}
+        return {"epoch": epoch, "position": self._stream.position(done)}
 
     def load_stream_state(self, state: Mapping[str, Any]) -> None:
-        if state.get("epoch") == self.epoch:
-            self._restored_position = state.get("position")
+        self._restored = dict(state) if state else None
 
     def _epoch_mixer(self) -> DomainMixer:
         eligible = self.table.eligible
@@ -201,12 +199,17 @@ class LFRCurriculum(Curriculum, NodeShared):
         return self
 
     def save_shared(self, path: Path) -> None:
-        self.table.save(path)
+        """What the node's other processes need to follow the decision: the eligible set, bit-packed (N/8 bytes;
+        the losses stay with the deciding process, which alone ranks them)."""
+        from curricula.run_layout import write_bytes
+
+        write_bytes(path, np.packbits(self.table.eligible).tobytes())
 
     def adopt_shared(self, path: Path, epoch: int) -> None:
-        """Take the table another process wrote for ``epoch`` (memory-mapped, shared with the processes of a node):
-        the same rows this process would have computed from the same gathered losses, without a private copy."""
-        self.table = IndexTable.load(Path(path))
+        """Take the decision the node's deciding process wrote for ``epoch``: the eligible set it chose from the same
+        gathered losses. This process then holds the eligible column only (its loss columns are never built)."""
+        packed = np.frombuffer(Path(path).read_bytes(), dtype=np.uint8)
+        self.table.set_eligible(np.unpackbits(packed, count=self.table.n).astype(bool))
         self.epoch = epoch
         e = self.epochs[epoch]
         if e.kind == "focus":
