@@ -101,6 +101,11 @@ class CurriculumTrainingArguments(TrainingArguments):
                           "and the node's processes memory-map it (node-local file in CURRICULA_SHARED_DIR, default "
                           "/dev/shm) instead of each holding a private copy."},
     )
+    mixing_eval_blocks: int | None = field(
+        default=None,
+        metadata={"help": "For methods that learn from per-domain validation loss (aioli): score at most this many "
+                          "held-out blocks at each of their measurements (default: all of eval_dataset)."},
+    )
     reference_losses: str | None = field(
         default=None,
         metadata={"help": "Cached reference losses (a folder written by score_reference / curricula doremi) for "

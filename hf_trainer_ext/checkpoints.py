@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from transformers.trainer_utils import rotate_checkpoints
 
 from curricula.logs import LOG_DIR, sort_records
 from curricula.methods.seam import Curriculum
@@ -60,13 +61,17 @@ class CheckpointIO:
             write_json(Path(checkpoint) / COMPLETE, {"step": step, "run_id": self.run_id(),
                                                      "loss_sum": float(prior.get("loss_sum", 0.0)) + loss_sum_this_call})
 
-    def finish(self, checkpoint: str | Path, step: int, loss_sum_this_call: float) -> None:
+    def finish(self, checkpoint: str | Path, step: int, loss_sum_this_call: float, rotate: tuple | None = None) -> None:
         """After Trainer wrote a checkpoint: the curriculum state, then (every process's RNG state on disk) the
-        marker."""
+        marker, then Trainer's rotation of older checkpoints (``rotate``: save_total_limit, best checkpoint), which
+        ``compat.py`` held back until now."""
         self.save(checkpoint, step)
         self._written_for = None
         self.accelerator.wait_for_everyone()
         self.mark_complete(checkpoint, step, loss_sum_this_call)
+        if self.should_save and rotate is not None:
+            rotate_checkpoints(output_dir=str(self.output_dir), save_total_limit=rotate[0],
+                               best_model_checkpoint=rotate[1], use_mtime=True)
 
     def restore(self, ckpt: Path, process_index: int) -> None:
         """Load the curriculum (and its decisions and the epoch's records so far) from ``ckpt``. Later epochs' logs of

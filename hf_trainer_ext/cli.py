@@ -87,6 +87,25 @@ def _stage_path(text: str) -> tuple[str, str]:
     return name, path
 
 
+def cmd_compare(a: argparse.Namespace) -> None:
+    from hf_trainer_ext.pipelines.compare import CompareConfig, run_compare
+
+    model = dict(zip(("n_layer", "n_embd", "n_head"), (int(x) for x in a.model.split(","))))
+    cfg = CompareConfig(methods=a.methods, seeds=a.seeds, steps=a.steps, batch_size=a.batch_size,
+                        learning_rate=a.learning_rate, model=model, eval_blocks=a.eval_blocks, eval_every=a.eval_every,
+                        mixing_eval_blocks=a.mixing_eval_blocks, reference_fraction=a.reference_fraction,
+                        proxy_fraction=a.proxy_fraction, training=_mapping(a.training, "--training"))
+    report = run_compare(cfg, Path(a.packed), Path(a.out))
+    print(report["recommendation"])
+    print(f"report: {Path(a.out) / 'report.md'} (plots val_loss.png, weights.png; numbers report.json)")
+
+
+def _mapping(text: str | None, flag: str) -> dict:
+    from hf_trainer_ext.arguments import parse_mapping
+
+    return parse_mapping(text, flag.lstrip("-")) or {}
+
+
 def cmd_eval(a: argparse.Namespace) -> None:
     from curricula.evaluation.build import register_built_tasks
     from hf_trainer_ext.evaluation import evaluate_model, write_results
@@ -131,6 +150,33 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ct.add_argument("--packed", action="append", metavar="STAGE=PATH",
                     help="the packed data of a stage, replacing the recipe's path (repeat for each stage)")
     ct.set_defaults(func=cmd_continual)
+
+    from hf_trainer_ext.pipelines.compare import DEFAULT_METHODS, CompareConfig
+
+    d = CompareConfig()
+    cp = sub.add_parser("compare", formatter_class=HELP,
+                        help="several methods on your packed data at one budget (same model, init and total "
+                             "compute), any number of seeds: a report saying which method pays, if any")
+    cp.add_argument("--packed", required=True, help="packed data (curricula pack) with a validation split")
+    cp.add_argument("--out", required=True, help="output folder: runs/<method>/seed<k>, report.md, plots (a rerun "
+                                                 "reuses finished runs and resumes interrupted ones)")
+    cp.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                    help="uniform, token_proportional, doremi, doremi_online, any online mixer (odm, ado, aioli), lfr")
+    cp.add_argument("--seeds", nargs="+", type=int, default=d.seeds, help="one run of every method per seed")
+    cp.add_argument("--steps", type=int, default=d.steps, help="total compute per method, in optimizer steps")
+    cp.add_argument("--batch-size", type=int, default=d.batch_size, help="blocks per device per step")
+    cp.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    cp.add_argument("--model", default="2,128,4", help="the GPT-2 trained: n_layer,n_embd,n_head (e.g. 12,768,12 on a GPU)")
+    cp.add_argument("--eval-blocks", type=int, default=d.eval_blocks, help="held-out blocks scored for the report")
+    cp.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between held-out evaluations")
+    cp.add_argument("--mixing-eval-blocks", type=int, default=d.mixing_eval_blocks,
+                    help="other held-out blocks, for methods that learn from validation loss (aioli)")
+    cp.add_argument("--reference-fraction", type=float, default=d.reference_fraction,
+                    help="share of the budget for DoReMi's reference run")
+    cp.add_argument("--proxy-fraction", type=float, default=d.proxy_fraction,
+                    help="share of the budget for DoReMi's proxy run")
+    cp.add_argument("--training", help="more TrainingArguments for every run, as JSON/YAML (e.g. '{bf16: true}')")
+    cp.set_defaults(func=cmd_compare)
 
     ev = sub.add_parser("eval", formatter_class=HELP, help="score a model folder on zero-shot tasks (log-likelihood)")
     ev.add_argument("model_dir", help="an AutoModelForCausalLM folder with its tokenizer")

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer
-from transformers.trainer_utils import rotate_checkpoints
 
 from curricula.logs import LOG_DIR
-from curricula.methods.seam import Curriculum, DataInfo, MethodConfig
+from curricula.methods.seam import Curriculum, DataInfo, MethodConfig, Report
 from curricula.run_layout import resolve_resume, write_json
 from hf_trainer_ext.arguments import method_config_of, run_info
 from hf_trainer_ext.boundary import BackgroundWriter, PhaseBoundary, ReportLog
@@ -37,12 +36,14 @@ from hf_trainer_ext.checkpoints import CheckpointIO
 from hf_trainer_ext.compat import TrainerCompat, running_loss_sum
 from hf_trainer_ext.data import fix_loss_type, prepare_block_data
 from hf_trainer_ext.divergence import DivergenceMonitor
-from hf_trainer_ext.hub import protect_hub_token
+from hf_trainer_ext.domain_probe import DomainLossProbe
+from hf_trainer_ext.hub import protect_hub_token, write_trainer_card
 from hf_trainer_ext.losses import block_mean_losses, causal_lm_token_losses
 from hf_trainer_ext.recorder import BlockLossRecorder, StepStatsAccumulator, domain_perplexities
 from hf_trainer_ext.reference import attach_reference
 from hf_trainer_ext.run_folder import RunFolder
 from hf_trainer_ext.sampler import CurriculumSampler
+from hf_trainer_ext.schedulers import install_schedule
 from hf_trainer_ext.task_eval import TaskEvaluator
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,13 @@ class CurriculumTrainer(TrainerCompat, Trainer):
     names, or the packed data's), ``curriculum`` (a ``MethodConfig``, instead of ``args.curriculum``), ``packed`` (a
     ``PackedData``: training data, domain names and tokenizer in one), ``reference_losses`` / ``reference_model``
     (for methods that need a reference), ``tokenizer_identity`` (stamped on weights files), ``lineage`` (the runs
-    this one builds on, recorded in ``run.json``)."""
+    this one builds on, recorded in ``run.json``), ``mixing_eval_dataset`` (held-out blocks for methods that learn
+    from per-domain validation loss; default: ``eval_dataset``)."""
 
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, *a, domain_names=None,
                  curriculum: MethodConfig | None = None, packed=None, reference_losses=None, reference_model=None,
-                 tokenizer_identity: dict | None = None, lineage: list[dict] | None = None, **kw):
+                 tokenizer_identity: dict | None = None, lineage: list[dict] | None = None, mixing_eval_dataset=None,
+                 **kw):
         config = method_config_of(args, curriculum)
         data = prepare_block_data(model, args, train_dataset, data_collator, kw, packed=packed,
                                   domain_names=domain_names, tokenizer_identity=tokenizer_identity, config=config)
@@ -70,6 +73,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             DataInfo(data.domain_ids, self.domain_names, tokenizer=self.tokenizer_identity),
             run_info(self.args, self.global_batch)) if config is not None else None
         self._wire(max(data.n_domains, len(self.domain_names)), reference_losses, reference_model)
+        self.probe = DomainLossProbe.for_trainer(self, mixing_eval_dataset)
 
     def _wire(self, n_domains: int, reference_losses, reference_model) -> None:
         """The objects the trainer holds besides the curriculum (see the module docstring)."""
@@ -119,7 +123,10 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         """After an optimizer step (every process): the global batch's per-domain statistics to the curriculum."""
         if self._step_stats is None:
             return
-        report = self.curriculum.observe_step(self._step_stats.reduce(self.accelerator, self.state.global_step))
+        cur, step = self.curriculum, self.state.global_step
+        report = cur.observe_step(self._step_stats.reduce(self.accelerator, step))
+        if self.probe is not None and cur.wants_eval(step):
+            report = Report().merge(report).merge(cur.observe_eval(self.probe.measure(self.model, step)))
         self._refresh_loss_weights()
         self._step_report_metrics.update(self.reports.handle(report))  # logged with the next logging step's
 
@@ -199,17 +206,13 @@ class CurriculumTrainer(TrainerCompat, Trainer):
 
     def finish_checkpoint(self, checkpoint: str) -> None:
         """After Trainer wrote a checkpoint: the curriculum state, the completeness marker, then the rotation."""
-        self.checkpoints.finish(checkpoint, self.state.global_step, running_loss_sum(self))
-        if self.args.should_save:
-            rotate_checkpoints(output_dir=self.args.output_dir, save_total_limit=self.args.save_total_limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.checkpoints.finish(checkpoint, self.state.global_step, running_loss_sum(self),
+                                rotate=(self.args.save_total_limit, self.state.best_model_checkpoint))
 
     # ---- loss -------------------------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        block_id = inputs.pop("block_id", None)
-        domain_id = inputs.pop("domain_id", None)
-        ref = inputs.pop("ref_loss", None)
+        block_id, domain_id, ref = (inputs.pop(k, None) for k in ("block_id", "domain_id", "ref_loss"))
         if not self.block_logging or block_id is None or self.compute_loss_func is not None or self.label_smoother:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
@@ -274,8 +277,6 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         in place of ``lr_scheduler_type``; it lives in the scheduler's state_dict, so a resume restores the exact LR."""
         if getattr(self.args, "lr_schedule", None) is None or self.lr_scheduler is not None:
             return super().create_scheduler(num_training_steps, optimizer)
-        from hf_trainer_ext.schedulers import install_schedule
-
         self.lr_scheduler, self._created_lr_scheduler = install_schedule(self, optimizer, num_training_steps), True
         return self.lr_scheduler
 
@@ -288,8 +289,6 @@ class CurriculumTrainer(TrainerCompat, Trainer):
     def create_model_card(self, *args, **kwargs):
         """Trainer's ``push_to_hub`` calls this before uploading ``output_dir``: the curricula card (what Trainer's
         card has, plus the method, plan, weights, replay, LR schedule, analysis and configuration)."""
-        from hf_trainer_ext.hub import write_trainer_card
-
         return write_trainer_card(self, *args, **kwargs)
 
     @property

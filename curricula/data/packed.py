@@ -69,15 +69,16 @@ class PackedData:
         return per_domain_subset(ds, max_blocks) if max_blocks else ds
 
 
-def per_domain_subset(ds, max_blocks: int):
-    """At most ``max_blocks`` blocks, an equal share from every domain (the first ones of each).
+def per_domain_subset(ds, max_blocks: int, skip: int = 0):
+    """At most ``max_blocks`` blocks, an equal share from every domain (the first ones of each, after the first
+    ``skip // domains`` of each: ``skip`` set to another subset's ``max_blocks`` gives a disjoint one).
 
     Packed data is ordered by domain, so "the first N blocks" would evaluate only the first domains (the official
     DoReMi code's ``max_samples`` hazard)."""
-    if len(ds) <= max_blocks:
+    if len(ds) <= max_blocks and not skip:
         return ds
     dom = np.asarray(ds.with_format("numpy")["domain_id"])
     domains = np.unique(dom)
-    share = max(1, max_blocks // len(domains))
-    rows = np.concatenate([np.flatnonzero(dom == d)[:share] for d in domains])
+    share, offset = max(1, max_blocks // len(domains)), skip // len(domains)
+    rows = np.concatenate([np.flatnonzero(dom == d)[offset:offset + share] for d in domains])
     return ds.select(np.sort(rows).tolist())

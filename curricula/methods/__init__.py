@@ -17,8 +17,8 @@ whose ``build`` returns a ``Curriculum``, and one import line below. Outside the
 package.module:ConfigClass`` in a recipe, or an entry point in the group ``curricula.methods`` (``registry``).
 """
 
-from curricula.methods.seam import (Curriculum, DataInfo, EpochLabel, EpochRecords, MethodConfig, MethodError,
-                                    NodeShared, Report, RunInfo, StepStats)
+from curricula.methods.seam import (Curriculum, DataInfo, EpochLabel, EpochRecords, EvalStats, MethodConfig,
+                                    MethodError, NodeShared, Report, RunInfo, StepStats)
 from curricula.methods.registry import (ENTRY_POINT_GROUP, METHODS, PIPELINES, is_pipeline, load_recipe, lookup,
                                         method_config, register, register_pipeline)
 
@@ -31,7 +31,7 @@ from curricula.methods.doremi import (DoReMiOnline, DoReMiOnlineConfig, DoReMiRe
 
 __all__ = [
     "ENTRY_POINT_GROUP", "METHODS", "PIPELINES", "ContinualError", "ContinualRecipe", "Curriculum", "DataInfo",
-    "DoReMiOnline", "DoReMiOnlineConfig", "DoReMiRecipe", "EpochLabel", "EpochRecords", "FixedMixture",
+    "DoReMiOnline", "DoReMiOnlineConfig", "DoReMiRecipe", "EpochLabel", "EpochRecords", "EvalStats", "FixedMixture",
     "GroupDROConfig", "GroupDROProxy", "LFRConfig", "LFRCurriculum", "MethodConfig", "MethodError", "MixtureConfig",
     "NodeShared", "ReplayConfig", "Report", "RunInfo", "Stage", "StepStats", "baseline_weights", "is_pipeline",
     "load_recipe", "lookup", "method_config", "register", "register_pipeline", "stage_schedule",

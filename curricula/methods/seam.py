@@ -14,6 +14,8 @@ hook                        when the driver calls it                            
 ``observe_step(stats)``     after every optimizer step, with the global batch's per-domain sums     nothing
                             (``needs = {"step_stats"}``)
 ``loss_weights()``          after ``observe_step``: per-domain weights of the next step's loss       None (unweighted)
+``wants_eval(step)`` /      after ``observe_step``: whether to measure per-domain validation loss   False
+``observe_eval(...)``       now; if so, the measurement (``needs = {"eval_stats"}``; Aioli)
 ``end_epoch(records)``      at the epoch's end, with every block's loss of the epoch                 nothing
                             (``needs = {"block_records"}``; else None)
 ``step_metrics()``          at logging steps: values for ``Trainer.log``                             {}
@@ -130,6 +132,21 @@ class StepStats:
 
 
 @dataclass
+class EvalStats:
+    """Per-domain validation loss after an optimizer step (all processes): tokens counted and their summed loss."""
+
+    step: int
+    tokens: np.ndarray
+    loss_sum: np.ndarray
+
+    @property
+    def loss(self) -> np.ndarray:
+        """Mean token loss per domain (NaN for a domain without held-out blocks)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.tokens > 0, self.loss_sum / np.maximum(self.tokens, 1), np.nan)
+
+
+@dataclass
 class EpochRecords:
     """Every block trained in an epoch (all processes): its mean token loss and the 1-based step it was trained in."""
 
@@ -191,7 +208,8 @@ class Curriculum(ABC):
 
     name: ClassVar[str] = "curriculum"
     #: what the driver must provide: "block_records" (end_epoch gets every block's loss), "step_stats"
-    #: (observe_step after each optimizer step), "reference" (reference losses for the excess loss)
+    #: (observe_step after each optimizer step), "reference" (reference losses for the excess loss), "eval_stats"
+    #: (per-domain validation losses at the steps the method asks for: wants_eval / observe_eval)
     needs: ClassVar[frozenset[str]] = frozenset()
     #: the file in the run's curriculum log that lists the method's decisions (``Report.event``), one per line
     reports_file: ClassVar[str] = "reports.jsonl"
@@ -259,6 +277,15 @@ class Curriculum(ABC):
 
     def loss_weights(self) -> np.ndarray | None:
         """Per-domain weights of each token's loss in the next step (None: unweighted)."""
+        return None
+
+    def wants_eval(self, step: int) -> bool:
+        """After step ``step`` (observed): measure every domain's validation loss now? (``needs = {"eval_stats"}``)"""
+        return False
+
+    def observe_eval(self, stats: EvalStats) -> Report | None:
+        """Every domain's mean token loss on the held-out mixing set, measured after step ``stats.step`` with the
+        model as it is then (no dropout, no gradient), summed over all processes."""
         return None
 
     def step_metrics(self) -> dict[str, float]:

@@ -21,7 +21,7 @@ from curricula.methods import DoReMiOnlineConfig, DoReMiRecipe, GroupDROConfig, 
 from curricula.mixing.weights import l1_change, weights_json
 from curricula.report.training_plots import plot_rounds
 from curricula.run_layout import read_json, write_json
-from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity
+from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity, eval_curve
 from hf_trainer_ext.reference import model_for_data, score_reference
 from hf_trainer_ext.trainer import CurriculumTrainer
 
@@ -57,6 +57,11 @@ def _dro_fingerprint(recipe: DoReMiRecipe) -> dict:
     only when set, so that runs made before they existed are still recognised."""
     return {k: v for k, v in recipe.dro_options().items()
             if k not in CONVENTION_DEFAULTS or v != CONVENTION_DEFAULTS[k]}
+
+
+def _main_fingerprint(recipe: DoReMiRecipe) -> dict:
+    """The main run's own arguments, only when set (runs made before they existed are still recognised)."""
+    return {"main_training": recipe.main_training} if recipe.main_training else {}
 
 
 def _cache_ready(cache: Path, n_blocks: int, fingerprint: dict) -> bool:
@@ -122,24 +127,29 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             kw["reference_model"] = ref_model or AutoModelForCausalLM.from_pretrained(ref_run.out)
         if recipe.mode == "online":
             fp = _fingerprint(recipe, "main-online", data, weights, recipe.main_steps, sample_from=recipe.sample_from,
-                              **_dro_fingerprint(recipe))
+                              **_dro_fingerprint(recipe), **_main_fingerprint(recipe))
             main_run = PipelineRun(out_dir / "main", fp, recipe.main_steps)
             done = main_run.finished()
             if done is None:
                 main = CurriculumTrainer(
-                    model=model_for_data(data.meta, seed=seed + 2000, **recipe.model), args=_args(recipe, main_run),
+                    model=model_for_data(data.meta, seed=seed + 2000, **recipe.model),
+                    args=_args(recipe, main_run, **recipe.main_training),
                     curriculum=DoReMiOnlineConfig(**recipe.dro_options(), initial=weights.tolist(),
                                                   sample_from=recipe.sample_from),
                     eval_dataset=evaluation, lineage=lineage, **common, **kw)
-                main.train(resume_from_checkpoint=main_run.resume())
+                trained = main.train(resume_from_checkpoint=main_run.resume())
                 main.save_model()
                 done = main_run.done({"weights": main.curriculum.result()["weights"],
-                                      "eval": _ppl(main.evaluate()) if evaluation is not None else None})
+                                      "eval": _ppl(main.evaluate()) if evaluation is not None else None,
+                                      "curve": eval_curve(main.state.log_history),
+                                      "seconds_per_step": trained.metrics["train_runtime"] / recipe.main_steps})
             new = np.array(done["weights"])
             rounds.append({"round": 0, "reference_weights": weights.tolist(), "weights": new.tolist(),
                            "l1_change": l1_change(new, weights), "reference_eval": ref_eval})
             if done["eval"] is not None:
                 result["main_eval"] = done["eval"]
+            result["main_curve"] = done.get("curve", [])
+            result["main_seconds_per_step"] = done.get("seconds_per_step")
             weights = new
             break
         proxy_run = PipelineRun(rd / "proxy", _fingerprint(recipe, "proxy", data, weights, recipe.proxy_steps, round=r,
@@ -162,19 +172,24 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             break
     result.update({"rounds": rounds, "final_weights": weights.tolist()})
     if recipe.mode == "proxy" and recipe.run_main:
-        main_run = PipelineRun(out_dir / "main", _fingerprint(recipe, "main", data, weights, recipe.main_steps),
-                               recipe.main_steps)
+        main_run = PipelineRun(out_dir / "main", _fingerprint(recipe, "main", data, weights, recipe.main_steps,
+                                                             **_main_fingerprint(recipe)), recipe.main_steps)
         done = main_run.finished()
         if done is None:
             main = CurriculumTrainer(model=model_for_data(data.meta, seed=seed + 2000, **recipe.model),
-                                     args=_args(recipe, main_run, domain_weights=weights.tolist()),
+                                     args=_args(recipe, main_run, domain_weights=weights.tolist(),
+                                                **recipe.main_training),
                                      eval_dataset=evaluation, **common,
                                      lineage=[{"role": "proxy", "path": str(out_dir / f"round{len(rounds) - 1}" / "proxy")}])
-            main.train(resume_from_checkpoint=main_run.resume())
+            trained = main.train(resume_from_checkpoint=main_run.resume())
             main.save_model()
-            done = main_run.done({"eval": _ppl(main.evaluate()) if evaluation is not None else None})
+            done = main_run.done({"eval": _ppl(main.evaluate()) if evaluation is not None else None,
+                                  "curve": eval_curve(main.state.log_history),
+                                  "seconds_per_step": trained.metrics["train_runtime"] / recipe.main_steps})
         if done["eval"] is not None:
             result["main_eval"] = done["eval"]
+        result["main_curve"] = done.get("curve", [])
+        result["main_seconds_per_step"] = done.get("seconds_per_step")
     if _is_main():
         doc = weights_json(weights, names, identity, {"rounds": rounds, "recipe": asdict(recipe)})
         write_json(out_dir / "domain_weights.json", doc)

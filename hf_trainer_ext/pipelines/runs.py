@@ -73,3 +73,9 @@ def data_identity(meta: dict) -> dict:
     train = meta["splits"]["train"]
     return {"tokenizer": meta["tokenizer"].get("vocab_sha256"), "block_size": meta["block_size"],
             "domains": {n: d.get("blocks") for n, d in train["domains"].items()}}
+
+
+def eval_curve(log_history: list[dict]) -> list[dict]:
+    """A run's evaluations from Trainer's log history: step, eval loss, average and worst domain perplexity."""
+    return [{"step": h["step"], "loss": h["eval_loss"], "ppl_avg": h.get("eval_ppl_avg"),
+             "ppl_worst": h.get("eval_ppl_worst")} for h in log_history if "eval_loss" in h]

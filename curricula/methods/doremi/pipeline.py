@@ -45,6 +45,7 @@ class DoReMiRecipe:
     run_main: bool = True
     model: dict = field(default_factory=lambda: {"n_layer": 2, "n_embd": 128, "n_head": 4})
     training: dict = field(default_factory=dict)
+    main_training: dict = field(default_factory=dict)  # TrainingArguments of the main run only (e.g. eval_steps)
     max_eval_blocks: int = 512
 
     def dro_options(self) -> dict:
