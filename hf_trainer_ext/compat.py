@@ -68,7 +68,8 @@ class TrainerCompat:
         # stream starts at the resumed step instead, from the state its checkpoint saved (O(1), not O(step))
         if self.curriculum is None:
             return super().get_resumed_dataloader(dataloader, num_batches)
-        self._sampler.start = num_batches // self.args.gradient_accumulation_steps  # the sampler of this dataloader
+        source = self._stream if self._stream is not None else self._sampler  # what this dataloader reads
+        source.start = num_batches // self.args.gradient_accumulation_steps
         return dataloader
 
     def _save_checkpoint(self, model, trial):
@@ -93,5 +94,6 @@ class TrainerCompat:
         # Trainer starts a checkpoint's background upload inside _save_checkpoint, before the curriculum state would
         # be written: write it (and the completeness marker) first, so a pushed checkpoint can resume
         self.save_curriculum_checkpoint(checkpoint_folder)
+        self.accelerator.wait_for_everyone()  # every process's RNG state is on disk before the marker lists it
         self.mark_checkpoint_complete(checkpoint_folder)
         super()._push_from_checkpoint(checkpoint_folder)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from curricula.data.packed import per_domain_subset  # noqa: F401  (re-exported: evaluation subsets)
 from curricula.errors import CurriculaError
+from hf_trainer_ext.streaming import is_stream
 
 BLOCK_COLUMNS = ("block_id", "domain_id")
 COLUMNS = ("input_ids", *BLOCK_COLUMNS)
@@ -234,10 +235,7 @@ def pack_for_training(ds, args, model, tokenizer):
         else:  # a tokenizer object without a folder: save it for curricula's tokenizer loader
             spec = tempfile.mkdtemp(prefix="curricula-packing-tokenizer-")
             tokenizer.save_pretrained(spec)
-    size = args.packing_block_size
-    if size is None:
-        config = getattr(model, "config", None)
-        size = min(int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)), 1024)
+    size = args.packing_block_size or model_context(model)
     return pack_dataset(ds, tokenizer=spec, block_size=size, text_column=args.dataset_text_field,
                         domain_column=args.domain_column)
 
@@ -269,6 +267,7 @@ class BlockData:
     domain_names: list[str]  # given, from the domain_id ClassLabel or the packed data, else "0", "1", ...
     tokenizer_identity: dict | None
     block_logging: bool
+    stream: Any = None  # a StreamingBlocks when the training data is streamed (its curriculum is set by the trainer)
 
     @property
     def n_domains(self) -> int:
@@ -280,6 +279,8 @@ def prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs
     """The trainer's training data: packed in the trainer if ``args.packing`` (TRL-style; the evaluation data in
     ``trainer_kwargs`` too), taken from a ``PackedData``, checked for what the method needs, and wrapped so the block
     columns ride along with the model inputs through any collator."""
+    if config is not None and is_stream(train_dataset):  # a streamed corpus: packed on the fly, drawn by domain
+        return stream_block_data(model, args, train_dataset, trainer_kwargs, domain_names, tokenizer_identity)
     if getattr(args, "packing", False):  # text or tokenized documents in, dense domain-pure blocks out
         pack = lambda ds: pack_for_training(ds, args, model, trainer_kwargs.get("processing_class"))  # noqa: E731
         train_dataset = pack(train_dataset)
@@ -320,3 +321,45 @@ def fix_loss_type(model) -> str | None:
     model.loss_type = "ForCausalLM"
     return (f"{type(model).__name__} had no loss_type: set to ForCausalLM, so the loss counts the T-1 predicted "
             "tokens of each block (Trainer would count T; losses are T/(T-1) of what a plain Trainer reports)")
+
+
+def stream_block_data(model, args, train_dataset, trainer_kwargs: dict, domain_names, tokenizer_identity) -> BlockData:
+    """Streamed training data (``hf_trainer_ext.streaming``): one block stream per domain, packed on the fly to the
+    model's context (``packing_block_size``), each slot of a global batch filled from its domain's stream."""
+    from curricula.data.streams import DomainBlockStream
+    from hf_trainer_ext.streaming import StreamingBlocks, collate_stream_rows, domain_streams
+
+    if getattr(args, "dataloader_num_workers", 0):
+        from curricula.errors import ConfigError
+
+        raise ConfigError("streamed training data is read in the training process (its position is saved in every "
+                          "checkpoint): set dataloader_num_workers=0")
+    sources, names = domain_streams(train_dataset, domain_names, getattr(args, "domain_column", None) or "domain_id")
+    tokenizer = stream_tokenizer(trainer_kwargs.get("processing_class"))
+    size = getattr(args, "packing_block_size", None) or model_context(model)
+    streams = [DomainBlockStream(s, size, tokenizer, text_column=getattr(args, "dataset_text_field", "text"), name=n)
+               for s, n in zip(sources, names)]
+    identity = tokenizer_identity or (tokenizer.identity.to_dict() if tokenizer is not None else None)
+    blocks = StreamingBlocks(None, streams, window=2)
+    return BlockData(blocks, collate_stream_rows, np.arange(len(names)), names, identity, True, stream=blocks)
+
+
+def model_context(model) -> int:
+    """Tokens per block when the data is packed in the trainer: the model's context, at most 1024."""
+    config = getattr(model, "config", None)
+    return min(int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 1024)), 1024)
+
+
+def stream_tokenizer(tokenizer):
+    """A transformers tokenizer as a curricula tokenizer (saved to a folder when it has none), or None."""
+    if tokenizer is None:
+        return None
+    import tempfile
+
+    from curricula.data.tokenizers import load_tokenizer
+
+    folder = Path(str(getattr(tokenizer, "name_or_path", "") or ""))
+    if not (folder / "tokenizer.json").is_file():
+        folder = Path(tempfile.mkdtemp(prefix="curricula-stream-tokenizer-"))
+        tokenizer.save_pretrained(folder)
+    return load_tokenizer(str(folder))

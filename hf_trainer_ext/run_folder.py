@@ -11,8 +11,9 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from curricula.errors import RunFolderError
-from curricula.run_layout import COMPLETE, RunDir, checkpoint_missing, new_run_id, read_json, write_json
+from curricula.errors import CheckpointError, RunFolderError
+from curricula.run_layout import (COMPLETE, RunDir, checkpoint_missing, new_run_id, read_json, resolve_resume,
+                                  write_json)
 
 RUN_FORMAT = "curricula-run/1"
 
@@ -60,6 +61,24 @@ class RunFolder:
         """The newest complete checkpoint (what to resume from), or None."""
         complete = [p for p in self.dir.checkpoints() if not checkpoint_missing(p, curriculum is not None)]
         return complete[-1] if complete else None
+
+    def resolve_resume(self, spec, curriculum: bool, warn) -> Path | None:
+        """``run_layout.resolve_resume`` (which verifies the checkpoint's files against its manifest) on the main
+        process only, its answer (or its refusal) given to every process."""
+        if self.accelerator.num_processes == 1:
+            return resolve_resume(self.dir.root, spec, curriculum=curriculum, warn=warn)
+        from accelerate.utils import broadcast_object_list
+
+        answer = [None, None]
+        if self.accelerator.is_main_process:
+            try:
+                answer[0] = resolve_resume(self.dir.root, spec, curriculum=curriculum, warn=warn)
+            except CheckpointError as err:
+                answer[1] = str(err)
+        broadcast_object_list(answer)
+        if answer[1] is not None:
+            raise CheckpointError(answer[1])
+        return None if answer[0] is None else Path(answer[0])
 
     def run_id(self) -> str | None:
         try:

@@ -28,7 +28,7 @@ from transformers import Trainer
 
 from curricula.logs import LOG_DIR
 from curricula.methods.seam import Curriculum, DataInfo, MethodConfig, Report
-from curricula.run_layout import resolve_resume, write_json
+from curricula.run_layout import write_json
 from hf_trainer_ext.arguments import method_config_of, run_info
 from hf_trainer_ext.boundary import BackgroundWriter, PhaseBoundary, ReportLog
 from hf_trainer_ext.callbacks import CurriculumCallback
@@ -49,8 +49,9 @@ from hf_trainer_ext.task_eval import TaskEvaluator
 logger = logging.getLogger(__name__)
 
 
-class CurriculumTrainer(TrainerCompat, Trainer):
-    """``Trainer`` plus a curriculum. Extra keywords: ``domain_names`` (default: the ``domain_id`` ClassLabel's
+class CurriculumMixin(TrainerCompat):
+    """The curriculum, for any ``transformers.Trainer`` class: ``CurriculumTrainer`` is this mixin over ``Trainer``,
+    ``with_curriculum(SFTTrainer)`` over TRL's (or any) trainer class. Extra keywords: ``domain_names`` (default: the ``domain_id`` ClassLabel's
     names, or the packed data's), ``curriculum`` (a ``MethodConfig``, instead of ``args.curriculum``), ``packed`` (a
     ``PackedData``: training data, domain names and tokenizer in one), ``reference_losses`` / ``reference_model``
     (for methods that need a reference), ``tokenizer_identity`` (stamped on weights files), ``lineage`` (the runs
@@ -72,6 +73,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         self.curriculum: Curriculum | None = config.build(
             DataInfo(data.domain_ids, self.domain_names, tokenizer=self.tokenizer_identity),
             run_info(self.args, self.global_batch)) if config is not None else None
+        self._stream = data.stream and data.stream.bind(self.curriculum, reference_losses)
         self._wire(max(data.n_domains, len(self.domain_names)), reference_losses, reference_model)
         self.probe = DomainLossProbe.for_trainer(self, mixing_eval_dataset)
 
@@ -94,7 +96,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         self.writer = BackgroundWriter()
         self.divergence = DivergenceMonitor.from_args(args, self.model, lambda: self.run_folder.last_complete(cur))
         self.checkpoints = CheckpointIO(cur, self.recorder, self.accelerator, args, self.reports, self.writer,
-                                        self.run_folder.run_id)
+                                        self.run_folder.run_id, stream=self._stream)
         self.boundary = PhaseBoundary(cur, self.recorder, self.accelerator, args, self.divergence.check, self.reports,
                                       self.writer) if cur is not None else None
         self.tasks = TaskEvaluator.from_args(args)
@@ -154,7 +156,7 @@ class CurriculumTrainer(TrainerCompat, Trainer):
         path, ``True`` or ``"latest"`` (the newest complete checkpoint); a fresh run refuses a folder holding another
         run unless ``overwrite_output_dir``."""
         args, cur = self.args, self.curriculum
-        ckpt = resolve_resume(args.output_dir, resume_from_checkpoint, curriculum=cur is not None, warn=logger.warning)
+        ckpt = self.run_folder.resolve_resume(resume_from_checkpoint, cur is not None, logger.warning)
         if self.loss_type_note and self.is_world_process_zero():
             logger.warning(self.loss_type_note)
         self.reports.events, self.checkpoints.resumed_marker = [], None
@@ -298,3 +300,19 @@ class CurriculumTrainer(TrainerCompat, Trainer):
             return None
         return len(self.curriculum.epoch_steps())
 
+
+class CurriculumTrainer(CurriculumMixin, Trainer):
+    """``transformers.Trainer`` plus a curriculum (see ``CurriculumMixin`` for the extra keywords)."""
+
+
+def with_curriculum(trainer_class: type) -> type:
+    """``trainer_class`` (a ``transformers.Trainer`` subclass you cannot replace, e.g. TRL's ``SFTTrainer``) with the
+    curriculum: the same keywords and behaviour as ``CurriculumTrainer``, the class's own preprocessing first."""
+    if not (isinstance(trainer_class, type) and issubclass(trainer_class, Trainer)):
+        from curricula.errors import ConfigError
+
+        raise ConfigError(f"with_curriculum takes a transformers.Trainer subclass, got {trainer_class!r}")
+    if issubclass(trainer_class, CurriculumMixin):
+        return trainer_class
+    return type(f"Curriculum{trainer_class.__name__}", (CurriculumMixin, trainer_class),
+                {"__module__": trainer_class.__module__, "__doc__": f"{trainer_class.__name__} with a curriculum."})

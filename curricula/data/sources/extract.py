@@ -19,7 +19,7 @@ from curricula.errors import CurriculaError
 from curricula.data.sources.formats.html import html_to_text, is_sphinx_main
 from curricula.data.sources.formats.man import render_man_page
 from curricula.data.sources.formats.osis import parse_imp
-from curricula.data.sources.formats.plain import chitchat_to_text, split_fortunes, strip_front_matter
+from curricula.data.sources.formats.plain import chitchat_to_text, info_nodes, split_fortunes, strip_front_matter
 from curricula.data.sources.formats.pod import pod_to_text
 from curricula.data.sources.formats.rest import clean_rest, rest_body_chars
 
@@ -34,6 +34,7 @@ __all__ = [
     "extract_fortunes",
     "extract_gutenberg_texts",
     "extract_html",
+    "extract_info",
     "extract_licensedcode",
     "extract_man_pages",
     "extract_plain",
@@ -53,6 +54,11 @@ def _files(base: Path, pattern: str) -> list[Path]:
         (p for p in base.rglob(pattern) if p.is_file() and not p.is_symlink()),
         key=lambda p: p.relative_to(base).as_posix(),
     )
+
+
+def _read(path: Path) -> str:
+    """A file's text; ``*.gz`` files (Debian compresses most of its documentation) are decompressed first."""
+    return decode_bytes(gzip.decompress(path.read_bytes())) if path.name.endswith(".gz") else read_text(path)
 
 
 def _rel_id(path: Path, base: Path, strip_suffixes: tuple[str, ...] = ()) -> str:
@@ -138,28 +144,31 @@ def _has_id(element_id: str) -> Callable[[str, dict], bool]:
 
 def extract_html(roots: list[Path], *, base: str, skip_dirs: tuple[str, ...] = (),
                  skip_files: tuple[str, ...] = (), root_main: bool = False, root_id: str | None = None,
-                 skip_classes: tuple[str, ...] = (), skip_ids: tuple[str, ...] = ()
+                 skip_classes: tuple[str, ...] = (), skip_ids: tuple[str, ...] = (), suffix: str = ".html"
                  ) -> Iterator[tuple[str, str]]:
-    """``base/**/*.html`` to text; ``root_main`` keeps Sphinx's ``<main>``, ``root_id`` one element."""
+    """``base/**/*.html`` to text; ``root_main`` keeps Sphinx's ``<main>``, ``root_id`` one element;
+    ``suffix``: the pages' file ending (``".en.html"`` picks one language of a multilingual manual)."""
     folder = roots[0] / base
     root = is_sphinx_main if root_main else (_has_id(root_id) if root_id else None)
-    for f in _files(folder, "*.html"):
+    for f in _files(folder, f"*{suffix}"):
         rel = f.relative_to(folder)
         if any(part in skip_dirs for part in rel.parts[:-1]) or rel.name in skip_files:
             continue
         text = html_to_text(read_text(f), root=root, skip_classes=skip_classes, skip_ids=skip_ids)
-        yield _rel_id(f, folder, (".html",)), text
+        yield _rel_id(f, folder, (suffix,)), text
 
 
 def extract_plain(roots: list[Path], *, base: str, pattern: str, skip_suffixes: tuple[str, ...] = (),
-                  skip_dirs: tuple[str, ...] = (), strip_suffixes: tuple[str, ...] = ()
-                  ) -> Iterator[tuple[str, str]]:
+                  skip_dirs: tuple[str, ...] = (), strip_suffixes: tuple[str, ...] = (),
+                  transform: Callable[[str], str] | None = None) -> Iterator[tuple[str, str]]:
+    """Files under ``base`` matching ``pattern`` as they are (``*.gz`` decompressed), or through ``transform``."""
     folder = roots[0] / base
     for f in _files(folder, pattern):
         rel = f.relative_to(folder)
         if f.name.endswith(skip_suffixes) or any(part in skip_dirs for part in rel.parts[:-1]):
             continue
-        yield _rel_id(f, folder, strip_suffixes), read_text(f)
+        text = _read(f)
+        yield _rel_id(f, folder, strip_suffixes), transform(text) if transform else text
 
 
 def extract_licensedcode(roots: list[Path]) -> Iterator[tuple[str, str]]:
@@ -203,14 +212,22 @@ def extract_dictd(roots: list[Path], *, name: str) -> Iterator[tuple[str, str]]:
     yield name, read_dict_dz(roots[0] / f"usr/share/dictd/{name}.dict.dz")
 
 
-def extract_man_pages(roots: list[Path], *, lang: str = "de") -> Iterator[tuple[str, str]]:
-    """Render every real (not symlinked, not ``.so``-redirect) man page under usr/share/man/<lang>."""
+def extract_man_pages(roots: list[Path], *, lang: str = "de", sections: tuple[str, ...] = ()
+                      ) -> Iterator[tuple[str, str]]:
+    """Render every real (not symlinked, not ``.so``-redirect) man page under usr/share/man/<lang>.
+
+    ``lang=""``: the untranslated (English) pages, usr/share/man/man*/ only; ``sections``: only these
+    (``("2", "3")`` keeps man2/ and man3/)."""
     require_tool("groff")
+    keep = {f"man{s}" for s in sections}
     for root in roots:
-        folder = root / "usr/share/man" / lang
+        folder = root / "usr/share/man" / lang if lang else root / "usr/share/man"
         if not folder.is_dir():
             continue
         for f in _files(folder, "*"):
+            top = f.relative_to(folder).parts[0]
+            if (keep and top not in keep) or (not lang and not top.startswith("man")):
+                continue
             data = f.read_bytes()
             if f.suffix == ".gz":
                 data = gzip.decompress(data)
@@ -223,3 +240,15 @@ def extract_man_pages(roots: list[Path], *, lang: str = "de") -> Iterator[tuple[
                 print(f"warning: skipping {f}: {exc}", file=sys.stderr)
                 continue
             yield _rel_id(f, folder, (".gz",)), text
+
+
+def extract_info(roots: list[Path], *, names: tuple[str, ...], base: str = "usr/share/info"
+                 ) -> Iterator[tuple[str, str]]:
+    """GNU Info manuals ``base/<name>.info[.gz]``, one document per node (tag tables and indirect tables dropped)."""
+    folder = roots[0] / base
+    for name in names:
+        hits = [folder / f"{name}.info{ext}" for ext in ("", ".gz") if (folder / f"{name}.info{ext}").is_file()]
+        if not hits:
+            raise ExtractError(f"expected {folder}/{name}.info(.gz) in the unpacked package")
+        for i, (node, text) in enumerate(info_nodes(_read(hits[0]))):
+            yield f"{name}/{i}-{_slug(node)}", text

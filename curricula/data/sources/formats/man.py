@@ -15,7 +15,7 @@ class ManRenderError(CurriculaError, RuntimeError):
 
 __all__ = ["GROFF_CMD", "clean_man_output", "render_man_page"]
 
-_BOX_RULE = re.compile(r"^[\s─━═│┃┼╪╫╬├┤┌┐└┘┬┴+|-]*$")
+_BOX_RULE = re.compile(r"^[\s─━═│┃┼╪╫╬├┤┌┐└┘┬┴+|_-]*$")
 _MAN_HEADER = re.compile(r"^\S.*\s{3,}\S.*\s{3,}\S+\s*$")
 
 
@@ -53,7 +53,7 @@ def clean_man_output(text: str) -> str:
         lines = [ln[dedent:] if ln[:dedent].strip() == "" else ln for ln in lines]
     else:
         lines = [ln[indent:] for ln in lines]
-    # tbl boxes: drop pure rule lines (2000 columns wide at -rLL=2000n), keep cell separators
+    # tbl boxes and Tcl's .BS/.BE rules: drop pure rule lines (2000 columns wide at -rLL=2000n), keep cell separators
     lines = [ln for ln in lines if not (_BOX_RULE.match(ln) and ln.strip())]
     text = "\n".join(lines).replace("│", "|").replace("┃", "|")
     text = re.sub(r"[─━═]{4,}", "───", text)

@@ -1,10 +1,11 @@
-"""Small plain formats: YAML front matter (licensedcode), chit-chat conversations (JSON), fortune files."""
+"""Small plain formats: YAML front matter (licensedcode), chit-chat conversations (JSON), fortune files, GNU Info
+manuals, HTML comments in Markdown."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["chitchat_to_text", "split_fortunes", "strip_front_matter"]
+__all__ = ["chitchat_to_text", "info_nodes", "split_fortunes", "strip_front_matter", "strip_html_comments"]
 
 
 def strip_front_matter(text: str) -> str:
@@ -34,3 +35,24 @@ def split_fortunes(text: str) -> list[str]:
     """Split a fortune file on lines consisting of ``%``."""
     text = text.replace("\r\n", "\n")
     return [p.strip("\n") for p in re.split(r"(?m)^%[ \t]*$", text) if p.strip()]
+
+
+def info_nodes(text: str) -> list[tuple[str, str]]:
+    """A GNU Info file as ``(node name, text)`` per node, in order.
+
+    Nodes are separated by ``\\x1f`` (unit separator) lines; each starts with a ``File: x.info,  Node: NAME,  Next: ...``
+    header line, which is dropped. The preamble before the first node, the ``Tag Table`` and the ``Indirect`` table
+    (byte offsets, not text) and ``Local Variables`` blocks are skipped."""
+    out = []
+    for chunk in text.split("\x1f"):
+        chunk = chunk.lstrip("\n")
+        m = re.match(r"File: [^,\n]*,\s*Node: ([^,\n]*)[^\n]*\n", chunk)
+        if not m:
+            continue  # the preamble, Tag Table, Indirect, End Tag Table, Local Variables
+        out.append((m.group(1).strip(), chunk[m.end():].strip("\n")))
+    return out
+
+
+def strip_html_comments(text: str) -> str:
+    """Drop ``<!-- ... -->`` comments (Markdown sources keep metadata and lint directives in them)."""
+    return re.sub(r"<!--.*?-->", "", text, flags=re.S)
