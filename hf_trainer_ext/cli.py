@@ -45,7 +45,9 @@ def cmd_doremi(a: argparse.Namespace) -> None:
 
     recipe = _load(a.recipe, DoReMiRecipe, "doremi")
     # replace() re-runs the recipe's checks on the overrides
-    recipe = replace(recipe, **{k: v for k, v in (("rounds", a.rounds), ("reference", a.reference)) if v is not None})
+    overrides = {k: getattr(a, k) for k in ("rounds", "reference", "reference_steps", "proxy_steps", "main_steps", "eta")
+                 if getattr(a, k) is not None}
+    recipe = replace(recipe, **overrides)
     result = run_doremi(recipe, Path(a.packed), Path(a.out))
     names = result["domains"]
     rows = [[n, *[f"{r['weights'][i]:.3f}" for r in result["rounds"]]] for i, n in enumerate(names)]
@@ -71,6 +73,12 @@ def cmd_continual(a: argparse.Namespace) -> None:
             raise ConfigError(f"--packed names stage(s) {unknown}; the recipe's stages are "
                               f"{[s.name for s in recipe.stages]}")
         recipe = replace(recipe, stages=[replace(s, packed=given.get(s.name, s.packed)) for s in recipe.stages])
+    if a.steps:
+        steps = {name: _int(n, "--steps") for name, n in (_stage_path(x, "--steps") for x in a.steps)}
+        unknown = sorted(set(steps) - {s.name for s in recipe.stages})
+        if unknown:
+            raise ConfigError(f"--steps names stage(s) {unknown}; the recipe's stages are {[s.name for s in recipe.stages]}")
+        recipe = replace(recipe, stages=[replace(s, steps=steps.get(s.name, s.steps)) for s in recipe.stages])
     result = run_continual(recipe, Path(a.out))
     rows = []
     for v in result["last_stage_variants"]:
@@ -80,15 +88,24 @@ def cmd_continual(a: argparse.Namespace) -> None:
     print(f"curves: {Path(a.out) / 'continual.png'}; numbers: {Path(a.out) / 'continual.json'}")
 
 
-def _stage_path(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise ConfigError(f"--packed {text!r}: give STAGE=PATH, e.g. --packed de=data/packed/de")
-    return name, path
+def _stage_path(text: str, flag: str = "--packed") -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        example = "--packed de=data/packed/de" if flag == "--packed" else "--steps de=500"
+        raise ConfigError(f"{flag} {text!r}: give STAGE={'PATH' if flag == '--packed' else 'N'}, e.g. {example}")
+    return name, value
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{flag}: {text!r} is not a whole number of steps") from None
 
 
 def cmd_compare(a: argparse.Namespace) -> None:
-    from hf_trainer_ext.pipelines.compare import CompareConfig, run_compare
+    from hf_trainer_ext.pipelines.compare import run_compare
+    from hf_trainer_ext.pipelines.compare_config import CompareConfig
 
     model = dict(zip(("n_layer", "n_embd", "n_head"), (int(x) for x in a.model.split(","))))
     cfg = CompareConfig(methods=a.methods, seeds=a.seeds, steps=a.steps, batch_size=a.batch_size,
@@ -122,9 +139,25 @@ def cmd_eval(a: argparse.Namespace) -> None:
 def cmd_push(a: argparse.Namespace) -> None:
     from hf_trainer_ext.hub import push_run
 
-    url = push_run(Path(a.run_dir), a.repo_id, token=a.token, private=a.private, license=a.license,
-                   include_checkpoints=a.include_checkpoints)
+    url = push_run(Path(a.run_dir), a.repo_id, token=a.token, endpoint=a.endpoint, private=a.private,
+                   license=a.license, include_checkpoints=a.include_checkpoints)
     print(f"pushed {a.run_dir} to {a.repo_id}: {url}")
+
+
+def cmd_hub_standin(a: argparse.Namespace) -> None:
+    import time
+
+    from hf_trainer_ext.hub_standin import HubStandIn
+
+    with HubStandIn(port=a.port) as hub:
+        print(f"a Hub stand-in is serving at {hub.endpoint} (Ctrl-C stops it; what it receives stays in memory). Try:\n"
+              f"  HF_HUB_DISABLE_XET=1 curricula push RUN_DIR --repo-id me/my-run --token local --endpoint {hub.endpoint}",
+              flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print(f"stopped; it had received: {', '.join(sorted(hub.state.repos)) or 'nothing'}")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -141,6 +174,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     dr.add_argument("--out", required=True, help="output folder (one sub-folder per run)")
     dr.add_argument("--rounds", type=int, help="override the recipe's number of rounds")
     dr.add_argument("--reference", choices=["cached", "live"], help="override the recipe's reference mode")
+    dr.add_argument("--reference-steps", type=int, help="override the recipe's reference_steps")
+    dr.add_argument("--proxy-steps", type=int, help="override the recipe's proxy_steps")
+    dr.add_argument("--main-steps", type=int, help="override the recipe's main_steps")
+    dr.add_argument("--eta", type=float, help="override the recipe's Group-DRO step size")
     dr.set_defaults(func=cmd_doremi)
 
     ct = sub.add_parser("continual", formatter_class=HELP,
@@ -149,9 +186,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ct.add_argument("--out", required=True, help="output folder (one sub-folder per stage and variant)")
     ct.add_argument("--packed", action="append", metavar="STAGE=PATH",
                     help="the packed data of a stage, replacing the recipe's path (repeat for each stage)")
+    ct.add_argument("--steps", action="append", metavar="STAGE=N",
+                    help="a stage's optimizer steps, replacing the recipe's (repeat for each stage)")
     ct.set_defaults(func=cmd_continual)
 
-    from hf_trainer_ext.pipelines.compare import DEFAULT_METHODS, CompareConfig
+    from hf_trainer_ext.pipelines.compare_config import DEFAULT_METHODS, CompareConfig
 
     d = CompareConfig()
     cp = sub.add_parser("compare", formatter_class=HELP,
@@ -194,7 +233,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pu.add_argument("--private", action="store_true", help="create the repository private")
     pu.add_argument("--license", default="apache-2.0", help="the card's licence")
     pu.add_argument("--include-checkpoints", action="store_true", help="also upload checkpoint-* folders")
+    pu.add_argument("--endpoint", help="the Hub to push to (default: $HF_ENDPOINT, else huggingface.co); e.g. the "
+                                       "address `curricula hub-standin` prints")
     pu.set_defaults(func=cmd_push)
+
+    hs = sub.add_parser("hub-standin", formatter_class=HELP,
+                        help="serve a local stand-in for the Hub (create, upload, download) to try `curricula push "
+                             "--endpoint` without an account; Ctrl-C stops it")
+    hs.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    hs.set_defaults(func=cmd_hub_standin)
 
 
 def build_parser() -> argparse.ArgumentParser:

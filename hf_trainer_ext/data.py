@@ -216,28 +216,48 @@ def check_collator(collator: Callable, dataset: BlockDataset) -> None:
 
 
 def pack_for_training(ds, args, model, tokenizer):
-    """``args.packing``: ``curricula.data.pack.pack_dataset`` with the trainer's tokenizer and the model's context."""
-    import tempfile
+    """``args.packing``: ``curricula.data.pack.pack_dataset`` with the trainer's tokenizer. The block size is
+    ``packing_block_size``, else the rows' own length when they are token rows of one length (rows already cut to a
+    block size keep it), else the model's context (at most 1024); what was done is logged."""
+    import logging
 
     from curricula.data.pack import pack_dataset
 
     if ds is None:
         return None
-    if tokenizer is None and args.dataset_text_field in getattr(ds, "column_names", ()):
+    text = args.dataset_text_field in getattr(ds, "column_names", ())
+    if tokenizer is None and text:
         from curricula.errors import ConfigError
 
         raise ConfigError("packing needs a tokenizer to tokenize the text: pass processing_class=tokenizer")
-    spec = None
-    if tokenizer is not None:
-        folder = Path(str(getattr(tokenizer, "name_or_path", "") or ""))
-        if (folder / "tokenizer.json").is_file():
-            spec = str(folder)
-        else:  # a tokenizer object without a folder: save it for curricula's tokenizer loader
-            spec = tempfile.mkdtemp(prefix="curricula-packing-tokenizer-")
-            tokenizer.save_pretrained(spec)
-    size = args.packing_block_size or model_context(model)
-    return pack_dataset(ds, tokenizer=spec, block_size=size, text_column=args.dataset_text_field,
-                        domain_column=args.domain_column)
+    if args.packing_block_size:
+        size, why = args.packing_block_size, "--packing_block_size"
+    elif not text and (length := fixed_row_length(ds)):
+        size, why = length, "the rows' own length"
+    else:
+        size, why = model_context(model), "the model's context; set --packing_block_size to choose"
+    packed = pack_dataset(ds, tokenizer=tokenizer, block_size=size, text_column=args.dataset_text_field,
+                          domain_column=args.domain_column)
+    logging.getLogger(__name__).warning(
+        "packing: %s %s rows into %s domain-pure blocks of %d tokens (%s)", f"{len(ds):,}",
+        "text" if text else "token", f"{len(packed):,}", size, why)
+    return packed
+
+
+def fixed_row_length(ds) -> int | None:
+    """The length of every ``input_ids`` row when they all have one, else None."""
+    data = getattr(ds, "data", None)
+    if data is None or "input_ids" not in data.column_names or len(ds) == 0:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = data.column("input_ids")
+    if pa.types.is_fixed_size_list(col.type):
+        return col.type.list_size
+    lengths = pc.list_value_length(col)
+    lo, hi = pc.min(lengths).as_py(), pc.max(lengths).as_py()
+    return int(lo) if lo == hi and lo else None
 
 
 def model_inputs(model) -> list[str]:
@@ -291,6 +311,8 @@ def prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs
         train_dataset = packed.train if train_dataset is None else train_dataset
         domain_names = packed.domain_names if domain_names is None else domain_names
         tokenizer_identity = packed.tokenizer if tokenizer_identity is None else tokenizer_identity
+    if tokenizer_identity is None:  # pack_dataset records the tokenizer it packed with
+        tokenizer_identity = packed_tokenizer(train_dataset)
     if config is not None:  # before anything else: the message says how to get block columns
         check_block_dataset(train_dataset, what=f"method {config.method!r}")
     has_blocks = train_dataset is not None and all(c in (getattr(train_dataset, "column_names", None) or ())
@@ -363,3 +385,15 @@ def stream_tokenizer(tokenizer):
         folder = Path(tempfile.mkdtemp(prefix="curricula-stream-tokenizer-"))
         tokenizer.save_pretrained(folder)
     return load_tokenizer(str(folder))
+
+
+def packed_tokenizer(ds) -> dict | None:
+    """The tokenizer identity ``pack_dataset`` stored in a dataset's description (None if it has none)."""
+    import json
+
+    text = getattr(getattr(ds, "info", None), "description", None)
+    try:
+        stats = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return stats.get("tokenizer") if isinstance(stats, dict) else None

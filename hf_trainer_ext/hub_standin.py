@@ -252,11 +252,11 @@ class _Handler(BaseHTTPRequestHandler):
 class HubStandIn:
     """``with HubStandIn() as hub: HfApi(endpoint=hub.endpoint, token=...)``; stops its thread on exit."""
 
-    def __init__(self, refuse: int | None = None, echo_auth: bool = False) -> None:
+    def __init__(self, refuse: int | None = None, echo_auth: bool = False, port: int = 0) -> None:
         self.state = HubState()
         self.state.refuse = refuse
         self.state.echo_auth = echo_auth
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.server.daemon_threads = True
         self.server.state = self.state  # type: ignore[attr-defined]
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -168,11 +168,17 @@ def save_tokenizer_folder(spec: str, out_dir: str | Path) -> None:
         GPT2TokenizerFast.from_pretrained(str(out_dir)).save_pretrained(str(out_dir))
 
 
-def attach_reference(trainer, reference_losses, reference_model):
-    """The reference of a method that needs one (``needs = {"reference"}``): exactly one of a cache of its per-token
-    losses (read alongside each batch) or a live model (a forward per step). Returns the live model, or None; a
-    reference given to a method that has no use for one is refused."""
+def attach_reference(trainer, reference_losses, reference_model, live: bool | None = None):
+    """The reference of a method that needs one (``needs = {"reference"}``): a cache of its per-token losses (read
+    alongside each batch) or a live model (a forward per step). Returns the live model, or None; a reference given to
+    a method that has no use for one is refused.
+
+    A ``reference_model`` (a model or a folder) on map-style blocks is scored once into ``OUTPUT_DIR/reference_losses``
+    (reused by a rerun or resume when the data, tokenizer and model are the same) when the run trains at least as many
+    blocks as the data has, so caching costs less than a forward per step; otherwise (or ``live=True``, or streamed
+    data) it runs live."""
     from curricula.errors import ConfigError
+    from hf_trainer_ext.data import BlockDataset
 
     cur = trainer.curriculum
     if cur is None or "reference" not in cur.needs:
@@ -180,15 +186,45 @@ def attach_reference(trainer, reference_losses, reference_model):
             raise ConfigError(f"a reference is given but method {cur.name if cur else None!r} does not use one; drop "
                               "reference_losses/reference_model")
         return None
-    method = cur.name
     if (reference_losses is None) == (reference_model is None):
-        raise ConfigError(f"method {method!r} needs exactly one reference: reference_losses (a cache made by "
-                          "score_reference, or --reference_losses DIR) or reference_model")
+        raise ConfigError(f"method {cur.name!r} needs exactly one reference: reference_losses (a cache made by "
+                          "score_reference, or --reference_losses DIR) or reference_model (a model or its folder)")
     if isinstance(reference_model, (str, Path)):
         reference_model = load_model_checked(reference_model, trainer.tokenizer_identity, what="the reference model")
-    if reference_model is not None:
-        return reference_model.to(trainer.args.device).eval().requires_grad_(False)
     ds = trainer.train_dataset
+    if reference_model is not None:
+        reference_model = reference_model.to(trainer.args.device).eval().requires_grad_(False)
+        trained = cur.total_steps * trainer.global_batch
+        if live or not isinstance(ds, BlockDataset) or (live is None and trained < len(ds)):
+            return reference_model
+        reference_losses = cached_reference(reference_model, ds, Path(trainer.args.output_dir) / "reference_losses",
+                                            trainer.tokenizer_identity, batch_size=trainer.args.per_device_eval_batch_size)
     block_size = len(ds.ds[0]["input_ids"])
     ds.extras["ref_loss"] = ReferenceLosses(reference_losses, len(ds), block_size, trainer.tokenizer_identity)
     return None
+
+
+def cached_reference(model, blocks: "BlockDataset", folder: Path, tokenizer_identity: dict | None,
+                     batch_size: int = 32) -> Path:
+    """``folder``'s cache of ``model``'s losses on ``blocks``, scored now unless it already holds the same data's
+    (tokens digest), tokenizer's and model's (weights digest)."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    data = xxhash.xxh3_128()
+    arrays = [blocks.ds.data.column("input_ids")] + ([blocks.ds._indices.column(0)] if blocks.ds._indices else [])
+    for column in arrays:  # the table's tokens and, after a select, which rows
+        for chunk in column.chunks:
+            for buf in chunk.buffers():
+                if buf is not None:
+                    data.update(memoryview(buf))
+    key = {"model_xxh3_128": h.hexdigest(), "data_xxh3_128": data.hexdigest(), "n_blocks": len(blocks),
+           "tokenizer": (tokenizer_identity or {}).get("vocab_sha256")}
+    meta = folder / META_FILE
+    if meta.is_file() and json.loads(meta.read_text()).get("key") == key:
+        return folder
+    return score_reference(model, blocks.ds, folder, batch_size=batch_size, tokenizer_identity=tokenizer_identity,
+                           model_name="reference_model", extra={"key": key}).parent

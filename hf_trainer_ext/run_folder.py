@@ -107,3 +107,28 @@ class RunFolder:
         plan = cur.plan_info() if cur is not None else None
         if plan is not None:
             write_json(self.dir.plan_json, plan)
+        if cur is not None and "block_records" in cur.needs and not self.dir.data_json.is_file():
+            self.record_blocks(trainer)
+
+    def record_blocks(self, trainer) -> None:
+        """Where the analysis finds the text of the blocks the curriculum log names (``_data.json``; the ``_``
+        keeps local paths off the Hub): the data's Arrow files when it is read from disk, else (in-memory data, e.g.
+        ``pack_dataset`` in a user's script) a copy of the blocks' tokens in ``_blocks.arrow``; the tokenizer is the
+        one saved next to the model (``processing_class``)."""
+        from curricula.run_layout import write_ipc
+
+        ds = getattr(trainer.train_dataset, "ds", None)
+        if ds is None:
+            return
+        files = [f["filename"] for f in getattr(ds, "cache_files", None) or []]
+        info = {"tokenizer": ".", "tokenizer_identity": trainer.tokenizer_identity}
+        if files and ds._indices is None:
+            info["arrow"] = files
+        else:
+            import pyarrow as pa
+
+            table = ds.flatten_indices().data.table if ds._indices is not None else ds.data.table
+            write_ipc(self.dir.root / "_blocks.arrow", pa.table({"block_id": table.column("block_id"),
+                                                                 "input_ids": table.column("input_ids")}))
+            info["blocks"] = "_blocks.arrow"
+        write_json(self.dir.data_json, info)

@@ -14,6 +14,7 @@ checkpoint, the curriculum log, the analysis and its plots are.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass, field
@@ -117,6 +118,13 @@ def parse(argv: list[str]):
 
     parser = HfArgumentParser((DataArguments, ModelArguments, CurriculumTrainingArguments),
                               prog="curricula train", description=__doc__.split("\n\n")[0])
+    for alias, name in ALIASES.items():  # --recipe is --curriculum: one action, both spellings in --help
+        action = parser._option_string_actions[name]
+        action.option_strings.append(alias)
+        parser._option_string_actions[alias] = action
+    parser.add_argument("--config", default=argparse.SUPPRESS, metavar="YAML",
+                        help="training settings from a YAML file or a bundled config (e.g. lfr_sample_cpu); flags on "
+                             "the command line override its keys")
     argv = [ALIASES.get(a, a) for a in with_config(list(argv))]
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
         return parser.parse_yaml_file(argv[0])

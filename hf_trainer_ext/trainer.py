@@ -50,18 +50,18 @@ logger = logging.getLogger(__name__)
 
 
 class CurriculumMixin(TrainerCompat):
-    """The curriculum, for any ``transformers.Trainer`` class: ``CurriculumTrainer`` is this mixin over ``Trainer``,
-    ``with_curriculum(SFTTrainer)`` over TRL's (or any) trainer class. Extra keywords: ``domain_names`` (default: the ``domain_id`` ClassLabel's
-    names, or the packed data's), ``curriculum`` (a ``MethodConfig``, instead of ``args.curriculum``), ``packed`` (a
-    ``PackedData``: training data, domain names and tokenizer in one), ``reference_losses`` / ``reference_model``
-    (for methods that need a reference), ``tokenizer_identity`` (stamped on weights files), ``lineage`` (the runs
-    this one builds on, recorded in ``run.json``), ``mixing_eval_dataset`` (held-out blocks for methods that learn
-    from per-domain validation loss; default: ``eval_dataset``)."""
+    """The curriculum, for any ``transformers.Trainer`` class (``CurriculumTrainer``; ``with_curriculum(SFTTrainer)``).
+    Extra keywords: ``domain_names`` (default: the ``domain_id`` ClassLabel's names, or the packed data's),
+    ``curriculum`` (a ``MethodConfig``, instead of ``args.curriculum``), ``packed`` (a ``PackedData``: training data,
+    domain names and tokenizer in one), ``reference_losses`` / ``reference_model`` (for methods that need one;
+    ``live_reference``: a forward each step instead of one scoring, default: whichever costs less),
+    ``tokenizer_identity`` (stamped on weights files), ``lineage`` (the runs this one builds on, in ``run.json``),
+    ``mixing_eval_dataset`` (held-out blocks for methods that learn from validation loss; default: eval_dataset)."""
 
     def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, *a, domain_names=None,
                  curriculum: MethodConfig | None = None, packed=None, reference_losses=None, reference_model=None,
                  tokenizer_identity: dict | None = None, lineage: list[dict] | None = None, mixing_eval_dataset=None,
-                 **kw):
+                 live_reference: bool | None = None, **kw):
         config = method_config_of(args, curriculum)
         data = prepare_block_data(model, args, train_dataset, data_collator, kw, packed=packed,
                                   domain_names=domain_names, tokenizer_identity=tokenizer_identity, config=config)
@@ -74,7 +74,7 @@ class CurriculumMixin(TrainerCompat):
             DataInfo(data.domain_ids, self.domain_names, tokenizer=self.tokenizer_identity),
             run_info(self.args, self.global_batch)) if config is not None else None
         self._stream = data.stream and data.stream.bind(self.curriculum, reference_losses)
-        self._wire(max(data.n_domains, len(self.domain_names)), reference_losses, reference_model)
+        self._wire(max(data.n_domains, len(self.domain_names)), reference_losses, (reference_model, live_reference))
         self.probe = DomainLossProbe.for_trainer(self, mixing_eval_dataset)
 
     def _wire(self, n_domains: int, reference_losses, reference_model) -> None:
@@ -86,7 +86,7 @@ class CurriculumMixin(TrainerCompat):
             else None
         self.eval_recorder: BlockLossRecorder | None = None
         self.reference_model = attach_reference(self, reference_losses or getattr(args, "reference_losses", None),
-                                                reference_model)
+                                                *reference_model)
         self._step_stats = (StepStatsAccumulator(len(self.domain_names), args.device, "reference" in needs)
                             if "step_stats" in needs else None)
         self._loss_weights, self._step_report_metrics = None, {}

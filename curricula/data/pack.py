@@ -388,9 +388,18 @@ SINGLE_DOMAIN = "all"  # the domain name when there is no domain column
 
 
 def _as_tokenizer(tokenizer):
-    """A tokenizer spec (as ``load_tokenizer`` takes it) or an object with the curricula tokenizer interface."""
+    """A tokenizer spec (as ``load_tokenizer`` takes it), a ``transformers`` tokenizer object (read from its folder,
+    or saved to a temporary one), or an object with the curricula tokenizer interface."""
     if isinstance(tokenizer, (str, Path)):
         return _tokenizer(str(tokenizer))
+    if callable(getattr(tokenizer, "save_pretrained", None)) and not hasattr(tokenizer, "encode_batch_arrays"):
+        folder = Path(str(getattr(tokenizer, "name_or_path", "") or ""))
+        if not (folder / "tokenizer.json").is_file():
+            import tempfile
+
+            folder = Path(tempfile.mkdtemp(prefix="curricula-tokenizer-"))
+            tokenizer.save_pretrained(str(folder))
+        return _tokenizer(str(folder))
     missing = [a for a in ("encode_batch_arrays", "eos_id") if not hasattr(tokenizer, a)]
     if missing:
         raise PackError(
@@ -539,8 +548,15 @@ def pack_dataset(
             "Dataset.from_generator(lambda: (yield from stream.take(n)), features=stream.features), and pass that "
             "to pack_dataset"
         )
-    if isinstance(ds, DatasetDict):
-        raise PackError(f"pack_dataset packs one split; got a DatasetDict with {sorted(ds)}: pass ds['train']")
+    if isinstance(ds, DatasetDict):  # every split, with the same domains (named from the whole dict)
+        names = domain_names
+        if names is None and domain_column is not None:
+            names = _dict_domain_names(ds, domain_column)
+        return DatasetDict({split: pack_dataset(part, tokenizer=tokenizer, block_size=block_size,
+                                                text_column=text_column, domain_column=domain_column,
+                                                input_ids_column=input_ids_column, domain_names=names,
+                                                num_proc=num_proc, num_threads=num_threads)
+                            for split, part in ds.items()})
     if not isinstance(ds, Dataset):
         raise PackError(f"pack_dataset needs a datasets.Dataset, got {type(ds).__name__}")
     if block_size is None:
@@ -588,6 +604,26 @@ def pack_dataset(
         stats["tokenizer"] = tok.identity.to_dict()
     info = DatasetInfo(features=features, description=json.dumps(stats, sort_keys=True))
     return Dataset(InMemoryTable(table), info=info)
+
+
+def _dict_domain_names(dd, domain_column: str) -> list[str] | None:
+    """The domain names of a ``DatasetDict``'s splits together (so every split numbers domains alike): a ClassLabel's
+    names, else the sorted union of the text values; None for integer ids (``domain_names`` must name them)."""
+    from datasets import ClassLabel
+
+    first = next(iter(dd.values()))
+    feature = first.features.get(domain_column) if domain_column in first.column_names else None
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    values = set()
+    for part in dd.values():
+        if domain_column not in part.column_names:
+            return None
+        col = part.data.column(domain_column)
+        if pa.types.is_integer(col.type):
+            return None
+        values |= {str(v) for v in col.to_pylist() if v is not None}
+    return sorted(values)
 
 
 def domain_names_of(ds) -> list[str] | None:

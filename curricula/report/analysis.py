@@ -119,6 +119,8 @@ def _load_texts(run_dir: Path, block_ids: list[int]) -> tuple[dict[int, str], st
         return {}, f"text unavailable: {err}"
     if not isinstance(info, dict):
         return {}, "text unavailable: no _data.json"
+    if "packed" not in info:
+        return _texts_from_blocks(run_dir, info, block_ids)
     try:
         from curricula.data.pack import load_blocks, read_meta
         from curricula.data.tokenizers import load_tokenizer
@@ -152,6 +154,44 @@ def _load_texts(run_dir: Path, block_ids: list[int]) -> tuple[dict[int, str], st
         texts = {int(b): tok.decode(np.asarray(x).tolist()) for b, x in zip(ids, sub["input_ids"])}
         return {b: (t[:TEXT_CHARS] + "…" if len(t) > TEXT_CHARS else t) for b, t in texts.items()}, None
     except Exception as err:  # noqa: BLE001 - a broken data.json or packed folder must not stop the analysis
+        return {}, f"text unavailable: {type(err).__name__}: {err}"
+
+
+def _texts_from_blocks(run_dir: Path, info: dict, block_ids: list[int]) -> tuple[dict[int, str], str | None]:
+    """Block text for a run whose data was not a ``curricula pack`` folder (``CurriculumTrainer`` on in-memory or
+    cached ``datasets`` blocks): the tokens from ``_blocks.arrow`` or the data's Arrow files, decoded with the
+    tokenizer saved next to the model."""
+    try:
+        from curricula.data.tokenizers import load_tokenizer
+
+        spec = str(run_dir / info.get("tokenizer", ".")) if info.get("tokenizer", ".") == "." else info["tokenizer"]
+        try:
+            tok = load_tokenizer(spec)
+        except Exception as err:  # noqa: BLE001 - any failure only costs the excerpts
+            return {}, f"text unavailable: no tokenizer saved with the model in {run_dir} ({err})"
+        want = (info.get("tokenizer_identity") or {}).get("vocab_sha256")
+        if want and tok.identity.vocab_sha256 != want:
+            return {}, f"text unavailable: the tokenizer in {spec} is not the one the blocks were made with"
+        paths = [run_dir / info["blocks"]] if "blocks" in info else [Path(f) for f in info.get("arrow", [])]
+        tables = []
+        for path in paths:
+            if "blocks" in info:
+                with pa.memory_map(str(path), "r") as source:
+                    tables.append(pa.ipc.open_file(source).read_all())
+            else:
+                with pa.memory_map(str(path), "r") as source:
+                    tables.append(pa.ipc.open_stream(source).read_all())
+        table = pa.concat_tables(tables)
+        all_ids = table.column("block_id").to_numpy()
+        sorter = np.argsort(all_ids, kind="stable")
+        ids = np.asarray(block_ids, dtype=np.int64)
+        rows = sorter[np.searchsorted(all_ids, ids, sorter=sorter).clip(0, all_ids.size - 1)]
+        if np.any(all_ids[rows] != ids):
+            return {}, f"text unavailable: block(s) {ids[all_ids[rows] != ids].tolist()} are not in the run's data"
+        tokens = table.column("input_ids").take(pa.array(rows)).to_pylist()
+        texts = {int(b): tok.decode(list(x)) for b, x in zip(ids, tokens)}
+        return {b: (t[:TEXT_CHARS] + "…" if len(t) > TEXT_CHARS else t) for b, t in texts.items()}, None
+    except Exception as err:  # noqa: BLE001 - a broken record must not stop the analysis
         return {}, f"text unavailable: {type(err).__name__}: {err}"
 
 

@@ -590,7 +590,8 @@ def _zero_shot(evals: dict | None, final_log: dict | None) -> dict[str, dict]:
     return out
 
 
-def _model_index_results(kw: Mapping[str, Any], final: dict | None, zero_shot: dict[str, dict]) -> list[dict]:
+def _model_index_results(kw: Mapping[str, Any], final: dict | None, zero_shot: dict[str, dict],
+                         domain_log: dict | None = None) -> list[dict]:
     results = []
     # as TrainingSummary.create_model_index: every (task, dataset tag) pair, with the final evaluation's Hub metrics
     metric_mapping = {}
@@ -615,6 +616,20 @@ def _model_index_results(kw: Mapping[str, Any], final: dict | None, zero_shot: d
                 results.append({"task": {"name": task_name, "type": task_tag}, "dataset": dataset,
                                 "metrics": [{"name": name, "type": tag, "value": final[name]}
                                             for tag, name in metric_mapping.items()]})
+    domain_log = domain_log or {}
+    domains = {k[len("eval_ppl/"):]: v for k, v in domain_log.items()
+               if k.startswith("eval_ppl/") and isinstance(v, (int, float))}
+    if domains:  # the held-out perplexity of every domain, its average and its worst (the trainer's evaluation)
+        summary = [(f"perplexity, {label}", domain_log.get(key)) for label, key in
+                   (("average over domains", "eval_ppl_avg"), ("worst domain", "eval_ppl_worst"))]
+        metrics = [{"name": name, "type": "perplexity", "value": float(v)} for name, v in summary
+                   if isinstance(v, (int, float))]
+        metrics += [{"name": f"perplexity, {d}", "type": "perplexity", "value": float(v)} for d, v in domains.items()]
+        names = _listify(kw.get("dataset")) or _listify(kw.get("dataset_tags"))
+        results.append({"task": {"name": "Causal Language Modeling", "type": "text-generation"},
+                        "dataset": {"name": f"{names[0] if names else 'training data'}, held-out blocks per domain",
+                                    "type": "curricula/per-domain-validation"},
+                        "metrics": metrics})
     for name, r in zero_shot.items():  # curricula's zero-shot tasks, scored by log-likelihood
         metrics = [{"type": m, "value": float(r[m])} for m in ("accuracy", "accuracy_norm")
                    if isinstance(r.get(m), (int, float))]
@@ -625,7 +640,7 @@ def _model_index_results(kw: Mapping[str, Any], final: dict | None, zero_shot: d
 
 
 def card_front_matter(kw: Mapping[str, Any], tags: list[str], final: dict | None, zero_shot: dict[str, dict],
-                      model_name: str) -> dict:
+                      model_name: str, domain_log: dict | None = None) -> dict:
     """The YAML front matter as a dict, in Trainer's order (``TrainingSummary.create_metadata``)."""
     meta: dict[str, Any] = {"library_name": "transformers"}
     if _listify(kw.get("language")):
@@ -637,13 +652,12 @@ def card_front_matter(kw: Mapping[str, Any], tags: list[str], final: dict | None
     meta["tags"] = list(dict.fromkeys(tags))
     if _listify(kw.get("dataset_tags")):
         meta["datasets"] = _listify(kw.get("dataset_tags"))
-    results = _model_index_results(kw, final, zero_shot)
+    results = _model_index_results(kw, final, zero_shot, domain_log)
     metrics = list(dict.fromkeys(m["type"] for r in results for m in r["metrics"]))
     if metrics:
         meta["metrics"] = metrics
     meta["pipeline_tag"] = "text-generation"
-    if results:
-        meta["model-index"] = [{"name": model_name, "results": results}]
+    meta["model-index"] = [{"name": model_name, "results": results}]  # always, as Trainer's card has it
     return meta
 
 
@@ -708,7 +722,8 @@ def render_card(run_dir, repo_id: str, files: list[str], license: str | None = "
     zero_shot = _zero_shot(evals, final_log)
     repo_name = repo_id.split("/")[-1]
     model_name = str(kw.get("model_name") or repo_name)
-    front = card_front_matter(kw, tags, final, zero_shot, model_name)
+    domain_log = next((h for h in reversed(history) if "eval_ppl_avg" in h), None)  # per-domain perplexity
+    front = card_front_matter(kw, tags, final, zero_shot, model_name, domain_log)
 
     import yaml
 

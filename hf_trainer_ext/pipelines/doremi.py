@@ -125,6 +125,7 @@ def run_doremi(recipe: DoReMiRecipe, packed: str | Path, out_dir: str | Path) ->
             kw["reference_losses"] = cache
         else:
             kw["reference_model"] = ref_model or AutoModelForCausalLM.from_pretrained(ref_run.out)
+            kw["live_reference"] = True
         if recipe.mode == "online":
             fp = _fingerprint(recipe, "main-online", data, weights, recipe.main_steps, sample_from=recipe.sample_from,
                               **_dro_fingerprint(recipe), **_main_fingerprint(recipe))
