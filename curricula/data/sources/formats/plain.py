@@ -40,9 +40,9 @@ def split_fortunes(text: str) -> list[str]:
 def info_nodes(text: str) -> list[tuple[str, str]]:
     """A GNU Info file as ``(node name, text)`` per node, in order.
 
-    Nodes are separated by ``\\x1f`` (unit separator) lines; each starts with a ``File: x.info,  Node: NAME,  Next: ...``
-    header line, which is dropped. The preamble before the first node, the ``Tag Table`` and the ``Indirect`` table
-    (byte offsets, not text) and ``Local Variables`` blocks are skipped."""
+    Nodes are separated by ``\\x1f`` (unit separator) lines; each starts with a header line
+    (``File: x.info,  Node: NAME,  Next: ...``), which is dropped. The preamble before the first node, the
+    ``Tag Table`` and the ``Indirect`` table (byte offsets, not text) and ``Local Variables`` blocks are skipped."""
     out = []
     for chunk in text.split("\x1f"):
         chunk = chunk.lstrip("\n")
