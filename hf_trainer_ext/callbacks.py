@@ -20,6 +20,14 @@ class CurriculumCallback(TrainerCallback):
     def __init__(self, trainer):
         self.trainer = trainer
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        # a resume from a checkpoint saved at an epoch's last step: the uninterrupted run evaluated after that step's
+        # boundary (eval_strategy epoch), which the checkpoint does not hold yet
+        t = self.trainer
+        if getattr(t, "resumed_at_boundary", False) and str(args.eval_strategy) in ("epoch", "IntervalStrategy.EPOCH"):
+            t.resumed_at_boundary = False
+            t.evaluate()
+
     def on_step_end(self, args, state, control, **kwargs):
         t = self.trainer
         cur = t.curriculum

@@ -25,6 +25,22 @@ class RunFolder:
         self.dir = RunDir(root)
         self.accelerator, self.should_save = accelerator, should_save
 
+    def check_writable(self) -> None:
+        """The output folder can be written (a read-only file system or folder is refused before any work)."""
+        import os
+        import tempfile
+
+        if not self.should_save:
+            return
+        try:
+            self.dir.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix="_write-check-", dir=self.dir.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise RunFolderError(f"output_dir {self.dir.root} cannot be written ({err.strerror or err}): the run "
+                                 "could save no checkpoint or log; choose a writable --output_dir") from None
+
     def claim(self, overwrite: bool) -> None:
         """A fresh run: refuse a folder holding another run's artifacts, unless asked to overwrite them."""
         run = self.dir
@@ -64,7 +80,8 @@ class RunFolder:
 
     def resolve_resume(self, spec, curriculum: bool, warn) -> Path | None:
         """``run_layout.resolve_resume`` (which verifies the checkpoint's files against its manifest) on the main
-        process only, its answer (or its refusal) given to every process."""
+        process only, its answer (or its refusal) given to every process; first, the folder must be writable."""
+        self.check_writable()
         if self.accelerator.num_processes == 1:
             return resolve_resume(self.dir.root, spec, curriculum=curriculum, warn=warn)
         from accelerate.utils import broadcast_object_list

@@ -135,6 +135,7 @@ def parse(argv: list[str]):
 
 def main(argv: list[str] | None = None) -> None:
     from curricula.data.packed import PackedData
+    from curricula.errors import CurriculaError
     from curricula.run_layout import write_json
     from hf_trainer_ext.reference import model_for_data, save_tokenizer_folder
     from hf_trainer_ext.trainer import CurriculumTrainer
@@ -162,6 +163,13 @@ def main(argv: list[str] | None = None) -> None:
         try:
             result = analyze_run(out)
         except FileNotFoundError:  # a method without a per-block log (mixtures, DoReMi)
+            result = None
+        except CurriculaError as err:  # the training is done and saved: a log it cannot read only costs the report
+            import logging
+
+            logging.getLogger(__name__).warning("the analysis of %s was skipped: %s (the model and checkpoints are "
+                                                "saved; fix or delete the file, then run `curricula analyze %s`)",
+                                                out, err, out)
             result = None
         if result is not None:
             print(format_report(result))

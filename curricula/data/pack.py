@@ -378,7 +378,17 @@ def load_blocks(packed_dir: Path, split: str = "train"):
     meta = read_meta(packed_dir)
     if split not in meta["splits"]:
         raise PackError(f"{packed_dir} has no {split!r} split; it has {sorted(meta['splits'])}")
-    return load_from_disk(str(Path(packed_dir) / split))
+    folder = Path(packed_dir) / split
+    try:
+        return load_from_disk(str(folder))
+    except (FileNotFoundError, OSError, ValueError) as err:
+        missing = [f for f in ("dataset_info.json", "state.json") if not (folder / f).is_file()]
+        arrows = sorted(folder.glob("*.arrow")) if folder.is_dir() else []
+        what = (f"it lacks {missing}" if missing else "no .arrow file" if not arrows
+                else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        raise PackError(f"the packed split {folder} cannot be read ({what}): a file is missing or damaged; pack the "
+                        f"corpus again into this folder (`curricula pack CORPUS --out {packed_dir} --force` with the "
+                        "same settings) or point to another packed folder") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class PipelineRun:
             raise RunFolderError(
                 f"{self.out} holds a finished run with other settings (differs in {', '.join(keys)}); a rerun would "
                 "mix them: use another --out, or delete that folder to retrain it")
+        _say(f"reusing the finished run in {self.out} (same settings; its files verified)")
         return doc["result"]
 
     def resume(self) -> str | None:
@@ -59,8 +60,10 @@ class PipelineRun:
         anew). Decided once per run (the check reads every checkpoint file)."""
         if not hasattr(self, "_resume"):
             run = RunDir(self.out)
-            self._resume = "latest" if any(not checkpoint_problems(p, curriculum=True) for p in run.checkpoints()) \
-                else None
+            good = [p for p in run.checkpoints() if not checkpoint_problems(p, curriculum=True)]
+            self._resume = "latest" if good else None
+            if good:
+                _say(f"resuming the interrupted run in {self.out} from {good[-1].name}")
         return self._resume
 
     def training_args(self) -> dict:
@@ -79,6 +82,14 @@ class PipelineRun:
             write_json(self.out / DONE, {"fingerprint": self.fingerprint, "result": result, "files": files})
         PartialState().wait_for_everyone()
         return result
+
+
+def _say(message: str) -> None:
+    """A pipeline's progress line (main process only)."""
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(f"curricula: {message}", flush=True)
 
 
 def data_identity(meta: dict) -> dict:
