@@ -111,6 +111,15 @@ class CurriculumTrainingArguments(TrainingArguments):
         metadata={"help": "Cached reference losses (a folder written by score_reference / curricula doremi) for "
                           "methods that need a reference: group_dro, doremi_online."},
     )
+    stall_timeout: float | None = field(
+        default=None,
+        metadata={"help": "Seconds a multi-process run may go without progress (a step, micro-step, evaluation batch, "
+                          "log or save) before its waiting processes end themselves with exit code 75, naming the "
+                          "stopped or stuck rank(s), the step and the last complete checkpoint (docs/fault_tolerance.md"
+                          "). The first step, checkpoint saves, evaluations and epoch ends get max(stall_timeout, "
+                          "ddp_timeout). Must exceed the slowest step and be below ddp_timeout (gloo's own timeout "
+                          "names no rank). Default: min(600, ddp_timeout / 2) (off when under 5 s); 0: off."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -134,7 +143,11 @@ class CurriculumTrainingArguments(TrainingArguments):
             raise ConfigError(f"--nonfinite_policy {self.nonfinite_policy!r}: use 'stop' or 'warn'")
         if not 0.0 <= self.max_nonfinite_share < 1.0:
             raise ConfigError(f"--max_nonfinite_share {self.max_nonfinite_share}: a share in [0, 1)")
+        if self.stall_timeout not in (None, 0) and not 5 <= self.stall_timeout < self.ddp_timeout:
+            raise ConfigError(f"--stall_timeout {self.stall_timeout}: seconds from 5 to below --ddp_timeout "
+                              f"({self.ddp_timeout}: past it gloo ends the wait itself, naming no rank), or 0 (off)")
         check_launch(self)
+        apply_ddp_timeout(self)
 
     @property
     def block_order_seed(self) -> int:
@@ -172,6 +185,21 @@ def check_launch(args: TrainingArguments) -> None:
             "path needs MPI): use accelerate launch --multi_gpu --num_processes N --use_cpu true ..., or torchrun "
             "--nproc_per_node N"
         )
+
+
+def apply_ddp_timeout(args: TrainingArguments) -> None:
+    """``--ddp_timeout`` for the process group set up by now (``TrainingArguments.__post_init__`` reads ``device``).
+    transformers passes it to the group only on GPU: its ``_setup_devices`` adds ``timeout`` to ``PartialState``'s
+    arguments in the CUDA and DeepSpeed branches, not with ``--use_cpu`` (or ``ACCELERATE_USE_CPU``), so a gloo group
+    of CPU processes kept torch's default of 30 minutes, and a stopped rank hung its peers that long whatever
+    ``--ddp_timeout`` said. Sets every backend's timeout (collectives) and the rendezvous store's (store waits)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        from torch.distributed.distributed_c10d import _get_default_store, _set_pg_timeout
+
+        _set_pg_timeout(args.ddp_timeout_delta)
+        _get_default_store().set_timeout(args.ddp_timeout_delta)
 
 
 def cpu_process_group() -> bool:

@@ -80,15 +80,16 @@ class TrainerCompat:
         limit = self.args.save_total_limit
         self.args.save_total_limit = None
         folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-        try:
-            super()._save_checkpoint(model, trial)
-        except (OSError, RuntimeError) as err:
-            if is_disk_full(err):
-                raise disk_full(Path(folder), err) from err
-            raise
-        finally:
-            self.args.save_total_limit = limit
-        self.finish_checkpoint(folder)
+        with self.watchdog.phase("save checkpoint"):  # a save may outlast the stall bound (hf_trainer_ext/watchdog.py)
+            try:
+                super()._save_checkpoint(model, trial)
+            except (OSError, RuntimeError) as err:
+                if is_disk_full(err):
+                    raise disk_full(Path(folder), err) from err
+                raise
+            finally:
+                self.args.save_total_limit = limit
+            self.finish_checkpoint(folder)
 
     def _push_from_checkpoint(self, checkpoint_folder):
         # Trainer starts a checkpoint's background upload inside _save_checkpoint, before the curriculum state would

@@ -45,6 +45,7 @@ from hf_trainer_ext.run_folder import RunFolder
 from hf_trainer_ext.sampler import CurriculumSampler
 from hf_trainer_ext.schedulers import install_schedule
 from hf_trainer_ext.task_eval import TaskEvaluator
+from hf_trainer_ext.watchdog import WatchdogCallback
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class CurriculumMixin(TrainerCompat):
                                         self.run_folder.run_id, stream=self._stream)
         self.boundary = PhaseBoundary(cur, self.recorder, self.accelerator, args, self.divergence.check, self.reports,
                                       self.writer) if cur is not None else None
-        self.tasks = TaskEvaluator.from_args(args)
+        self.tasks, self.watchdog = TaskEvaluator.from_args(args), WatchdogCallback.attach(self)  # stalled ranks
         if self.block_logging:
             self.add_callback(CurriculumCallback(self))
 
@@ -255,7 +256,7 @@ class CurriculumMixin(TrainerCompat):
         its worst case (DoReMi's metrics). It never moves the training RNG (its DataLoader draws a seed from the
         global generator: a resume that skips an epoch-end evaluation would otherwise differ)."""
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() and self.args.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), self.watchdog.phase("evaluate"):
             target = eval_dataset if eval_dataset is not None else self.eval_dataset
             if not self.block_logging or isinstance(target, dict):  # a dict: Trainer calls back here per dataset
                 return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
