@@ -116,9 +116,9 @@ class CurriculumMixin(TrainerCompat):
 
     def resume_position(self, global_step: int) -> tuple[int, int]:
         """(Trainer epochs done, micro-batches already trained in the current one) for a resumed global step."""
-        cur = self.curriculum
-        epoch, done = cur.position(global_step)
-        if epoch != cur.epoch:  # saved at the last step of an epoch, before its boundary ran
+        epoch, done = self.curriculum.position(global_step)
+        self.resumed_at_boundary = epoch != self.curriculum.epoch  # saved at an epoch's last step, before its
+        if self.resumed_at_boundary:  # boundary (and its epoch-end evaluation: the callback runs it at on_train_begin)
             self.finish_epoch()
         return epoch, 0 if self.args.ignore_data_skip else done * self.args.gradient_accumulation_steps
 
