@@ -91,7 +91,9 @@ def _tokenize_batch(batch: pa.Table, tokenizer, domain_ids: dict[str, int], num_
         {
             "input_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
             "domain_id": pa.array(dom),
-            "doc_id": batch.column("doc_id"),
+            # a fresh column, not a slice of the input's: Arrow IPC pads a sliced buffer by what follows it in memory,
+            # so the token files' bytes would depend on where the documents came from (Parquet, datatrove, ...)
+            "doc_id": pa.array(batch.column("doc_id").to_pylist(), pa.string()),
         }
     )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +105,14 @@ def pack_shard(
     domains: list[str] | None = None,
     splits: tuple[str, ...] = SPLITS,
     force: bool = False,
+    documents: Callable[[str, int, int], pa.Table] | None = None,
 ) -> dict:
     """Tokenize shard ``shard = (i, n)`` of the corpus into ``out_dir`` (see the module docstring); skips the work
-    when ``out_dir`` already holds this shard with the same settings. Returns the shard's ``shard.json``."""
+    when ``out_dir`` already holds this shard with the same settings. Returns the shard's ``shard.json``.
+
+    ``documents(split, lo, hi)`` gives the rows ``[lo, hi)`` of ``split`` (``text``, ``domain``, ``doc_id``; in pack
+    order: see :func:`shard_documents`) when they come from elsewhere than the corpus' Parquet files (a datatrove
+    reader, a stream); the corpus folder is still read for its manifest (settings, counts)."""
     from datasets import Dataset
     from datasets.table import InMemoryTable
 
@@ -138,7 +144,10 @@ def pack_shard(
             lo, hi = shard_range(i, n, totals[split])
             entry = {"first_document": lo, "documents": hi - lo, "total_documents": totals[split], "files": []}
             if hi > lo:
-                table = read_document_range(_split_files(corpus_dir, manifest, domains, split), lo, hi)
+                table = (read_document_range(_split_files(corpus_dir, manifest, domains, split), lo, hi)
+                         if documents is None else documents(split, lo, hi))
+                if table.num_rows != hi - lo:
+                    raise PackError(f"shard {i}/{n} got {table.num_rows} {split} documents, expected {hi - lo}")
                 fp = _fingerprint_of(corpus_fp, tok.identity.to_dict(), config, split, domains)
                 work = tmp / split
                 work.mkdir()
@@ -151,6 +160,22 @@ def pack_shard(
             record["splits"][split] = entry
         write_json(tmp / SHARD_META, record, indent=2, sort_keys=True)
     return record
+
+
+def shard_documents(corpus_dir: Path, shard: tuple[int, int], *, domains: list[str] | None = None,
+                    splits: tuple[str, ...] = SPLITS, batch_rows: int = 4096) -> Iterator[tuple[str, int, pa.Table]]:
+    """The documents of shard ``shard = (i, n)``, what ``pack_shard`` tokenizes: per split, ``(split, index of the
+    batch's first document in the split, rows)`` in pack order, reading only the Parquet row groups of the range."""
+    corpus_dir = Path(corpus_dir)
+    manifest = read_manifest(corpus_dir)
+    domains = sorted(manifest["domains"]) if domains is None else list(domains)
+    for split in splits:
+        files = _split_files(corpus_dir, manifest, domains, split)
+        lo, hi = shard_range(*shard, sum(c for _, c in files))
+        if hi > lo:
+            for batch in read_document_range(files, lo, hi).to_batches(max_chunksize=batch_rows):
+                yield split, lo, pa.Table.from_batches([batch])
+                lo += batch.num_rows
 
 
 def read_shard(shard_dir: Path) -> dict:
