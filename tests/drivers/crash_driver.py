@@ -1,4 +1,4 @@
-"""Run by tests/test_crash_harness.py: kill an LFR training run with SIGKILL at many points, resume it, compare.
+"""Run by tests/integration/test_crash_harness.py: kill an LFR training run with SIGKILL at many points, resume it, compare.
 
 argv: WORK_DIR [MAX_POINTS]. The parent process only imports; every run happens in a forked child (one thread), so a
 kill costs no interpreter start-up. For each kill point: a child trains until the point and SIGKILLs itself; a second
@@ -19,7 +19,6 @@ import traceback
 from pathlib import Path
 
 os.environ["OMP_NUM_THREADS"] = "1"
-sys.path.insert(0, str(Path(__file__).parent))
 
 import curricula.run_layout as layout  # noqa: E402
 import hf_trainer_ext.boundary as boundary_mod  # noqa: E402
@@ -27,7 +26,11 @@ import hf_trainer_ext.checkpoints as checkpoints_mod  # noqa: E402
 import hf_trainer_ext.trainer as trainer_mod  # noqa: E402
 from curricula.errors import CurriculaError  # noqa: E402
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
-from test_trainer import blocks, plan_file, targs, tiny_gpt2  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.py only:
+from support import blocks, plan_file, targs, tiny_gpt2  # noqa: E402
+del sys.path[0]  # tests/curricula and tests/hf_trainer_ext must not shadow the packages
+import datasets  # noqa: E402,F401  (support imports these lazily: import them once here, before the forks)
+from transformers import GPT2LMHeadModel  # noqa: E402,F401
 from transformers import Trainer  # noqa: E402
 
 PLAN = "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 2}, {kind: review, epochs: 1}]"

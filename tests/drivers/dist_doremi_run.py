@@ -1,4 +1,4 @@
-"""Run by tests/test_doremi_trainer.py under `torchrun --nproc_per_node 2`: a DoReMi proxy (method group_dro) on 2 CPU processes.
+"""Run by tests/integration/test_distributed.py under `torchrun --nproc_per_node 2`: a DoReMi proxy (method group_dro) on 2 CPU processes.
 
 argv: OUT CACHE_DIR [MAX_STEPS [RESUME_CHECKPOINT]]. Each rank writes the domain weights it held after every step.
 With DOREMI_METHOD=online the run is the one-run DoReMi (doremi_online) instead of the proxy; each rank also writes
@@ -9,9 +9,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from test_trainer import blocks, targs, tiny_gpt2  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.py only:
+from support import blocks, targs, tiny_gpt2  # noqa: E402
+del sys.path[0]  # tests/curricula and tests/hf_trainer_ext must not shadow the packages
 
 import os  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py under `torchrun --nproc_per_node 2`: LFR on 2 CPU processes (gloo).
+"""Run by tests/integration/test_distributed.py and test_scale_out.py under `torchrun --nproc_per_node 2`: LFR on 2 CPU processes (gloo).
 
 Each rank writes what it trained (block ids per optimizer step) and its index table after every phase boundary.
 """
@@ -8,9 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from test_trainer import LossTap, blocks, plan_file, targs, tiny_gpt2  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.py only:
+from support import LossTap, blocks, plan_file, targs, tiny_gpt2  # noqa: E402
+del sys.path[0]  # tests/curricula and tests/hf_trainer_ext must not shadow the packages
 
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
 

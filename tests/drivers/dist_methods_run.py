@@ -1,4 +1,4 @@
-"""Run by tests/test_scale_out.py under torchrun (2 CPU processes, gloo): every method, under DDP or FSDP2.
+"""Run by tests/integration/test_scale_out.py under torchrun (2 CPU processes, gloo): every method, under DDP or FSDP2.
 
 argv: OUT BACKEND PACKED TOKENIZER TASKS CACHE REFERENCE [METHODS...]
 BACKEND is ddp or fsdp (accelerate's FSDP2 plugin through TrainingArguments). For each method, rank 0 writes what it
@@ -11,9 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from test_trainer import LossTap  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.py only:
+from support import LossTap  # noqa: E402
+del sys.path[0]  # tests/curricula and tests/hf_trainer_ext must not shadow the packages
 
 from curricula.data.packed import PackedData  # noqa: E402
 from curricula.methods import DoReMiOnlineConfig, GroupDROConfig, LFRConfig  # noqa: E402

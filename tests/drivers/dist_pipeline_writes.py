@@ -1,4 +1,4 @@
-"""Run by tests/test_scale_out.py under torchrun (2 processes): a `curricula` pipeline command with every file write
+"""Run by tests/integration/test_scale_out.py under torchrun (2 processes): a `curricula` pipeline command with every file write
 recorded per process (our atomic writes and folders, builtins.open for writing, torch.save, numpy.save).
 
 argv: WRITES_DIR -- CURRICULA ARGS...   Each process writes WRITES_DIR/writes-rank<R>.json at the end.

@@ -1,4 +1,4 @@
-"""Run by tests/test_continual.py under `torchrun --nproc_per_node 2`: a replay stage's data loader on 2 processes.
+"""Run by tests/integration/test_distributed.py under `torchrun --nproc_per_node 2`: a replay stage's data loader on 2 processes.
 
 argv: OUT PACKED_EN PACKED_DE. Each rank writes the sampler's full stream and the block rows its loader yields.
 """
@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
 from hf_trainer_ext.arguments import CurriculumTrainingArguments  # noqa: E402
 from curricula.methods import ReplayConfig  # noqa: E402
 from curricula.methods import ContinualRecipe  # noqa: E402
 from hf_trainer_ext import CurriculumTrainer  # noqa: E402
 from hf_trainer_ext.pipelines.continual import _load_stages, _stage_data  # noqa: E402
-from test_trainer import tiny_gpt2  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.py only:
+from support import tiny_gpt2  # noqa: E402
+del sys.path[0]  # tests/curricula and tests/hf_trainer_ext must not shadow the packages
 
 out, en, de = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 recipe = ContinualRecipe.from_dict({"stages": [{"name": "en", "packed": en, "steps": 3},

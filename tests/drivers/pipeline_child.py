@@ -1,4 +1,4 @@
-"""Run by tests/test_pipeline_resume.py: a `curricula` command in a child process that records every training step
+"""Run by tests/hf_trainer_ext/pipelines/test_runs.py: a `curricula` command in a child process that records every training step
 (output folder and step, one line each, flushed) and SIGKILLs itself at a given step of a given run.
 
 argv: STEPS_LOG KILL_RUN KILL_STEP -- CURRICULA ARGS...   (KILL_RUN "-" for no kill)

@@ -7,7 +7,6 @@ from transformers import Trainer, TrainingArguments
 
 from hf_trainer_ext import CurriculumSampler, CurriculumTrainer
 from hf_trainer_ext.compat import MAX_STEPS, NUM_TRAIN_EPOCHS, NUM_TRAIN_SAMPLES, TOTAL_TRAIN_BATCH_SIZE, TrainerCompat
-from test_trainer import blocks, targs, tiny_gpt2
 
 SIGNATURES = {
     "_set_signature_columns_if_needed": ["self"],
@@ -32,7 +31,7 @@ def test_every_override_is_listed_and_trainer_still_has_it_with_the_same_paramet
     assert private == set(), private
 
 
-def test_set_initial_training_values_returns_the_tuple_compat_indexes(tmp_path):
+def test_set_initial_training_values_returns_the_tuple_compat_indexes(tmp_path, blocks, tiny_gpt2):
     ds = blocks().map(lambda r: {"labels": r["input_ids"]}).remove_columns(["block_id", "domain_id"])
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=5, per_device_train_batch_size=4,
                              gradient_accumulation_steps=2, report_to="none", use_cpu=True)
@@ -55,7 +54,7 @@ def test_save_checkpoint_pushes_then_rotates_by_save_total_limit():
     assert "save_total_limit=self.args.save_total_limit" in src[rotate:]
 
 
-def test_the_train_dataloader_iterates_our_sampler(tmp_path):
+def test_the_train_dataloader_iterates_our_sampler(tmp_path, blocks, targs, tiny_gpt2):
     tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, max_steps=3, domain_weights="uniform"),
                            train_dataset=blocks())
     dl = tr.get_train_dataloader()
@@ -70,13 +69,13 @@ def test_the_train_dataloader_iterates_our_sampler(tmp_path):
     assert ids == [int(x) for x in np.asarray(list(iter(tr.curriculum_sampler())))]
 
 
-def test_signature_columns_keep_the_block_columns(tmp_path):
+def test_signature_columns_keep_the_block_columns(tmp_path, blocks, targs, tiny_gpt2):
     tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, max_steps=1), train_dataset=blocks())
     tr._set_signature_columns_if_needed()
     assert {"block_id", "domain_id", "input_ids"} <= set(tr._signature_columns)
 
 
-def test_the_running_loss_sum_reads_what_trainer_accumulates(tmp_path):
+def test_the_running_loss_sum_reads_what_trainer_accumulates(tmp_path, blocks, targs, tiny_gpt2):
     """running_loss_sum reads Trainer's _total_loss_scalar + _tr_loss (no silent default): at the end of a run it
     equals the mean training loss Trainer reports times the steps."""
     from transformers import TrainerCallback

@@ -62,31 +62,3 @@ def test_task_file_round_trip(tmp_path):
     f.write_text(json.dumps({"id": "a", "context": "abc", "choices": ["d", "x"], "answer": 0}) + "\n")
     result = score_task(NextByte(), Bytes(), load_task_file(f))
     assert result["accuracy"] == 1.0
-
-
-def test_tasks_are_scored_at_every_evaluation(tmp_path):
-    from curricula.data.tokenizers import train_bpe
-    from hf_trainer_ext import CurriculumTrainer
-    from test_trainer import blocks, targs, tiny_gpt2
-
-    train_bpe(["abc def ghi", "jkl mno pqr"] * 20, tmp_path / "tok", vocab_size=270)
-    f = tmp_path / "mc.jsonl"
-    f.write_text("\n".join(json.dumps({"id": str(i), "context": "abc", "choices": [" def", " xyz"], "answer": 0})
-                           for i in range(4)))
-    ds = blocks()
-    args = targs(tmp_path / "run", max_steps=2, eval_strategy="steps", eval_steps=1,
-                 eval_tasks=str(f), eval_tokenizer=str(tmp_path / "tok"))
-    model = tiny_gpt2()
-    model.resize_token_embeddings(270)  # the task tokenizer's vocabulary
-    tr = CurriculumTrainer(model=model, args=args, train_dataset=ds, eval_dataset=ds.select(range(8)))
-    tr.train()
-    logged = [h for h in tr.state.log_history if "eval_task/mc/accuracy" in h]
-    assert len(logged) == 2 and all(0.0 <= h["eval_task/mc/accuracy"] <= 1.0 for h in logged)
-    assert any("eval_loss" in h for h in tr.state.log_history)  # Trainer's own evaluation still logged
-
-
-def test_eval_tasks_need_a_tokenizer(tmp_path):
-    from test_trainer import targs
-
-    with pytest.raises(ValueError, match="eval_tasks needs eval_tokenizer"):
-        targs(tmp_path, max_steps=1, eval_tasks="x.jsonl")

@@ -1,4 +1,5 @@
-"""Publishing against a local Hub stand-in on 127.0.0.1 (tests/hub_standin.py), through both routes:
+"""Publishing (``hf_trainer_ext/hub.py``) against a local Hub stand-in on 127.0.0.1
+(``hf_trainer_ext/hub_standin.py``), through both routes:
 
 * ``push_run`` (``curricula push``): what arrives, the card's front matter, pulling back with ``snapshot_download`` +
   ``from_pretrained``, the token never leaking;
@@ -198,13 +199,12 @@ def test_name_only_repo_id_token_from_env_and_second_push(run_dir, hub, online, 
     assert hub.state.auth_headers and all(h == f"Bearer {token}" for h in hub.state.auth_headers)
 
 
-def test_push_continual_stage_with_replay_and_lr_plots(hub, online, tmp_path):
+def test_push_continual_stage_with_replay_and_lr_plots(hub, online, tmp_path, continual_run):
     """A continual stage folder holds only its model: the card's replay table and the loss-curve plot come from the
     parent folder, the LR plot is drawn at push time; an LR plot already in the run folder (from an earlier
     Trainer push) is replaced in the upload, never written through its hard link."""
-    from test_model_card import _continual_run
 
-    root = _continual_run(tmp_path / "cont")
+    root = continual_run(tmp_path / "cont")
     run = root / "de-replay5"
     (run / "lr_schedule.png").write_bytes(b"old plot")
     before = _snapshot(root)
@@ -433,14 +433,19 @@ class _PushWaiter:
         self.callback = Callback()
 
 
-def _curriculum_trainer(tmp_path, token: str, repo_id: str, strategy: str, callbacks=()):
+@pytest.fixture
+def curriculum_trainer(blocks, plan_file, targs, tiny_gpt2):
+    """``curriculum_trainer(tmp_path, token, repo_id, strategy, callbacks=())``: an LFR CurriculumTrainer pushing to
+    the Hub with ``hub_strategy=strategy``."""
     from hf_trainer_ext import CurriculumTrainer
-    from test_trainer import blocks, plan_file, targs, tiny_gpt2
 
-    args = targs(tmp_path / "run", curriculum=plan_file(tmp_path, PLAN), push_to_hub=True, hub_model_id=repo_id,
-                 hub_token=token, hub_strategy=strategy, save_strategy="steps", save_steps=3, logging_steps=1,
-                 lr_schedule='{"type": "warmup_cosine", "warmup_steps": 2}')
-    return CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=blocks(), callbacks=list(callbacks))
+    def make(tmp_path, token: str, repo_id: str, strategy: str, callbacks=()):
+        args = targs(tmp_path / "run", curriculum=plan_file(tmp_path, PLAN), push_to_hub=True, hub_model_id=repo_id,
+                     hub_token=token, hub_strategy=strategy, save_strategy="steps", save_steps=3, logging_steps=1,
+                     lr_schedule='{"type": "warmup_cosine", "warmup_steps": 2}')
+        return CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=blocks(), callbacks=list(callbacks))
+
+    return make
 
 
 def _assert_no_token(token: str, files: dict[str, bytes], hub: HubStandIn, folders=(), texts=()) -> None:
@@ -465,7 +470,7 @@ DATA_FILE_WARNING = "ignore:It seems that you are about to commit a data file"  
 
 
 @pytest.mark.filterwarnings(DATA_FILE_WARNING)
-def test_trainer_push_end_uploads_model_card_and_logs(trainer_hub, tmp_path, caplog, capfd):
+def test_trainer_push_end_uploads_model_card_and_logs(trainer_hub, tmp_path, caplog, capfd, curriculum_trainer):
     """hub_strategy="end": nothing is pushed at save steps; ``save_model()`` (what scripts/train.py calls) pushes
     the model, the curricula card, the LR plot and the curriculum logs in one commit, and the pulled model is equal."""
     from huggingface_hub import snapshot_download
@@ -474,7 +479,7 @@ def test_trainer_push_end_uploads_model_card_and_logs(trainer_hub, tmp_path, cap
     hub, repo = trainer_hub, "curricula-test/trainer-end"
     token = "hf_trainer_" + secrets.token_hex(16)
     with _debug_logs(caplog):
-        tr = _curriculum_trainer(tmp_path, token, repo, "end")
+        tr = curriculum_trainer(tmp_path, token, repo, "end")
         assert repo in hub.state.repos and hub.state.commits == []  # Trainer.__init__ creates the repo
         tr.train()
         out = Path(tr.args.output_dir)
@@ -515,7 +520,7 @@ def test_trainer_push_end_uploads_model_card_and_logs(trainer_hub, tmp_path, cap
 
 @pytest.mark.filterwarnings(DATA_FILE_WARNING)
 @pytest.mark.parametrize("strategy", ["every_save", "checkpoint", "all_checkpoints"])
-def test_trainer_push_at_every_save(trainer_hub, tmp_path, strategy, caplog, capfd):
+def test_trainer_push_at_every_save(trainer_hub, tmp_path, strategy, caplog, capfd, curriculum_trainer):
     """hub_strategy every_save / checkpoint / all_checkpoints: one commit of the model (+ one of the checkpoint
     folder) per save step, equal to that checkpoint; the curriculum resume state travels with the checkpoint;
     ``push_to_hub()`` at the end waits for them and adds the card."""
@@ -523,7 +528,7 @@ def test_trainer_push_at_every_save(trainer_hub, tmp_path, strategy, caplog, cap
     token = "hf_trainer_" + secrets.token_hex(16)
     waiter = _PushWaiter(hub, repo)
     with _debug_logs(caplog):
-        tr = _curriculum_trainer(tmp_path, token, repo, strategy, callbacks=[waiter.callback])
+        tr = curriculum_trainer(tmp_path, token, repo, strategy, callbacks=[waiter.callback])
         waiter.trainer = tr
         tr.train()
         out = Path(tr.args.output_dir)

@@ -1,80 +1,35 @@
-"""CurriculumTrainer: same loss as Trainer, per-block losses from the training forward, exact focus, resume."""
+"""CurriculumTrainer (``hf_trainer_ext/trainer.py``): same loss as Trainer, per-block losses from the training forward,
+exact focus, exact resume (mid-phase and at an epoch boundary with evaluation), per-domain perplexity logs (also in
+TensorBoard), the LR schedule argument, per-domain loss weights."""
 
 import json
 
-import datasets
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, default_data_collator
+from transformers import Trainer, TrainingArguments, default_data_collator
 
-from curricula.methods.lfr.index_table import IndexTable
 from curricula.logs import read_curriculum_log
-from hf_trainer_ext import CurriculumDataError, CurriculumTrainer, CurriculumTrainingArguments
+from curricula.methods.lfr.index_table import IndexTable
+from curricula.run_layout import read_jsonl
+from hf_trainer_ext import CurriculumTrainer
 
-N, T, V = 96, 32, 128
-
-
-def blocks(n=N, seed=0) -> datasets.Dataset:
-    rng = np.random.default_rng(seed)
-    dom = np.repeat([0, 1, 2], n // 3).astype(np.int32)
-    ids = rng.integers(0, V, (n, T)).astype(np.int32)
-    ids[dom == 0] %= 8  # an easy domain: focus should drop it first
-    ids[dom == 1, 1::2] = ids[dom == 1, 0::2]  # a half-predictable one
-    return datasets.Dataset.from_dict({"block_id": np.arange(n), "domain_id": dom, "input_ids": ids})
+N, T, V = 96, 32, 128  # the sizes of the blocks and tiny_gpt2 fixtures (tests/support.py)
+IDENTITY = {"name": "synthetic", "vocab_sha256": "0" * 64}
 
 
-def tiny_gpt2(dropout=0.1, seed=0) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=V, n_positions=T, bos_token_id=0, eos_token_id=0,
-                     resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
-    return GPT2LMHeadModel(cfg)
-
-
-def targs(out, cls=CurriculumTrainingArguments, **kw):
-    base = dict(output_dir=str(out), per_device_train_batch_size=8, gradient_accumulation_steps=2, learning_rate=1e-3,
-                report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, logging_steps=1000, seed=0)
-    base.update(kw)
-    return cls(**base)
-
-
-def plan_file(tmp_path, text):
-    p = tmp_path / "plan.yaml"
-    p.write_text(text)
-    return str(p)
-
-
-class LossTap:
-    """Records every micro-batch loss a trainer backpropagates, and the block ids it trained."""
-
-    def __init__(self, trainer):
-        self.losses, self.batches = [], []
-        step = trainer.training_step
-        cl = trainer.compute_loss
-
-        def training_step(model, inputs, num_items_in_batch=None):
-            if "block_id" in inputs:
-                self.batches.append(inputs["block_id"].tolist())
-            loss = step(model, inputs, num_items_in_batch)
-            self.losses.append(float(loss))
-            return loss
-
-        trainer.training_step = training_step
-        trainer.compute_loss = cl
-
-
-def test_without_curriculum_loss_trajectory_equals_trainer(tmp_path):
+def test_without_curriculum_loss_trajectory_equals_trainer(tmp_path, blocks, loss_tap, targs, tiny_gpt2):
     ds = blocks()
     vanilla_ds = ds.map(lambda r: {"labels": r["input_ids"]}).remove_columns(["block_id", "domain_id"])
     ref_model = tiny_gpt2()
     ref_model.loss_type = "ForCausalLM"  # CurriculumTrainer sets this for GPT-2 (see its __init__)
     ref = Trainer(model=ref_model, args=targs(tmp_path / "a", cls=TrainingArguments, max_steps=8),
                   train_dataset=vanilla_ds, data_collator=default_data_collator)
-    ref_tap = LossTap(ref)
+    ref_tap = loss_tap(ref)
     ref.train()
     ours = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path / "b", max_steps=8), train_dataset=ds)
-    tap = LossTap(ours)
+    tap = loss_tap(ours)
     ours.train()
     assert len(tap.losses) == len(ref_tap.losses) == 16
     np.testing.assert_allclose(tap.losses, ref_tap.losses, rtol=0, atol=1e-6)
@@ -82,7 +37,7 @@ def test_without_curriculum_loss_trajectory_equals_trainer(tmp_path):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
 
 
-def test_logged_block_losses_equal_a_separate_nograd_evaluation(tmp_path):
+def test_logged_block_losses_equal_a_separate_nograd_evaluation(tmp_path, blocks, plan_file, targs, tiny_gpt2):
     ds = blocks()
     model = tiny_gpt2(dropout=0.0)
     plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 2}]")
@@ -102,7 +57,7 @@ def test_logged_block_losses_equal_a_separate_nograd_evaluation(tmp_path):
     assert (e0.step.to_numpy() >= 1).all() and e0.phase.unique().tolist() == ["learn"]
 
 
-def test_focus_boundary_drops_exactly_the_lowest_perplexity_blocks(tmp_path):
+def test_focus_boundary_drops_exactly_the_lowest_perplexity_blocks(tmp_path, blocks, plan_file, targs, tiny_gpt2):
     plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 30, epochs: 2}]")
     tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path / "run", curriculum=plan), train_dataset=blocks())
     tr.train()
@@ -123,7 +78,7 @@ def test_focus_boundary_drops_exactly_the_lowest_perplexity_blocks(tmp_path):
     assert tr.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # the schedule ends with the plan
 
 
-def test_nonfinite_block_loss_is_logged_and_kept(tmp_path):
+def test_nonfinite_block_loss_is_logged_and_kept(tmp_path, blocks, plan_file, targs, tiny_gpt2):
     plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 1}]")
     args = targs(tmp_path / "run", curriculum=plan, max_nonfinite_share=0.05)  # 1 of 96: below the stop policy's
     tr = CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=blocks())
@@ -143,52 +98,42 @@ def test_nonfinite_block_loss_is_logged_and_kept(tmp_path):
     assert any(h.get("curriculum/nonfinite_losses") == 1 for h in tr.state.log_history)
 
 
-def test_dataset_without_block_id_is_refused(tmp_path):
-    ds = blocks().remove_columns(["block_id"])
-    with pytest.raises(CurriculumDataError, match=r"no \['block_id'\] column.*curricula pack"):
-        CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, curriculum="lfr"), train_dataset=ds)
-
-
-def test_shuffled_blocks_are_refused(tmp_path):
-    ds = blocks().shuffle(seed=1).flatten_indices()
-    with pytest.raises(CurriculumDataError, match="dense 0..95 in row order"):
-        CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, curriculum="lfr"), train_dataset=ds)
-
-
-def test_max_steps_conflicts_with_a_plan(tmp_path):
-    with pytest.raises(ValueError, match="leave max_steps unset"):
-        targs(tmp_path, curriculum="lfr", max_steps=10)
-
-
 RESUME_PLAN = "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 2}, {kind: review, epochs: 1}]"
 
 
-def _run_for_resume(tmp_path, out, stop_at=None, resume=None, save_steps=None):
-    plan = plan_file(tmp_path, RESUME_PLAN)
-    extra = dict(save_strategy="steps", save_steps=save_steps) if save_steps else {}
-    tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(out, curriculum=plan, **extra), train_dataset=blocks())
-    tap = LossTap(tr)
-    if stop_at:
-        from transformers import TrainerCallback
+@pytest.fixture
+def run_for_resume(blocks, loss_tap, plan_file, targs, tiny_gpt2):
+    """``run_for_resume(tmp_path, out, stop_at=None, resume=None, save_steps=None)``: RESUME_PLAN on the blocks,
+    stopped after step ``stop_at`` or resumed; returns (trainer, loss tap)."""
 
-        class Stop(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):
-                if state.global_step == stop_at:
-                    control.should_training_stop = True
+    def run(tmp_path, out, stop_at=None, resume=None, save_steps=None):
+        plan = plan_file(tmp_path, RESUME_PLAN)
+        extra = dict(save_strategy="steps", save_steps=save_steps) if save_steps else {}
+        tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(out, curriculum=plan, **extra), train_dataset=blocks())
+        tap = loss_tap(tr)
+        if stop_at:
+            from transformers import TrainerCallback
 
-        tr.add_callback(Stop())
-    tr.train(resume_from_checkpoint=resume)
-    return tr, tap
+            class Stop(TrainerCallback):
+                def on_step_end(self, args, state, control, **kw):
+                    if state.global_step == stop_at:
+                        control.should_training_stop = True
+
+            tr.add_callback(Stop())
+        tr.train(resume_from_checkpoint=resume)
+        return tr, tap
+
+    return run
 
 
-def test_resume_in_the_middle_of_a_focus_phase_is_exact(tmp_path):
+def test_resume_in_the_middle_of_a_focus_phase_is_exact(tmp_path, run_for_resume):
     # steps per epoch: learn 6, focus 3, focus 3, review 6: step 8 is in the middle of the first focus epoch
-    full, full_tap = _run_for_resume(tmp_path, tmp_path / "full")
-    part, part_tap = _run_for_resume(tmp_path, tmp_path / "part", stop_at=8, save_steps=8)
+    full, full_tap = run_for_resume(tmp_path, tmp_path / "full")
+    part, part_tap = run_for_resume(tmp_path, tmp_path / "part", stop_at=8, save_steps=8)
     ckpt = tmp_path / "part" / "checkpoint-8"
     assert (ckpt / "curriculum" / "pending.parquet").is_file()
     assert pq.read_table(ckpt / "curriculum" / "pending.parquet").num_rows == 32  # 2 focus steps x 16 blocks
-    rest, rest_tap = _run_for_resume(tmp_path, tmp_path / "part", resume=str(ckpt))
+    rest, rest_tap = run_for_resume(tmp_path, tmp_path / "part", resume=str(ckpt))
     # the remaining batch order, then everything after, equals the uninterrupted run's
     assert part_tap.batches + rest_tap.batches == full_tap.batches
     np.testing.assert_allclose(part_tap.losses + rest_tap.losses, full_tap.losses, rtol=0, atol=1e-6)
@@ -202,7 +147,21 @@ def test_resume_in_the_middle_of_a_focus_phase_is_exact(tmp_path):
     assert rest.state.global_step == full.state.global_step == 18
 
 
-def test_perplexity_logging_keeps_trainers_own_logs(tmp_path):
+def test_resume_at_a_plan_epoch_boundary_with_epoch_evaluation_is_identical(tmp_path, blocks, lfr):
+    # the checkpoint at step 6 is the learn epoch's last step: saved before the boundary and the epoch-end evaluation
+    ev = dict(eval_strategy="epoch", per_device_eval_batch_size=16, eval_dataset=blocks(24, seed=5))
+    full, full_tap = lfr(tmp_path, tmp_path / "full", save_steps=6, **ev)
+    part, part_tap = lfr(tmp_path, tmp_path / "part", stop_at=6, save_steps=6, **ev)
+    rest, rest_tap = lfr(tmp_path, tmp_path / "part", resume=str(tmp_path / "part" / "checkpoint-6"), save_steps=6, **ev)
+    assert part_tap.batches + rest_tap.batches == full_tap.batches
+    np.testing.assert_allclose(part_tap.losses + rest_tap.losses, full_tap.losses, rtol=0, atol=1e-6)
+    a, b = read_curriculum_log(tmp_path / "full").to_pandas(), read_curriculum_log(tmp_path / "part").to_pandas()
+    np.testing.assert_allclose(a.loss, b.loss, rtol=0, atol=1e-6)
+    assert read_jsonl(tmp_path / "full" / "curriculum" / "focus_reports.jsonl") == \
+        read_jsonl(tmp_path / "part" / "curriculum" / "focus_reports.jsonl")
+
+
+def test_perplexity_logging_keeps_trainers_own_logs(tmp_path, blocks, targs, tiny_gpt2):
     # on_log clears control.should_log: logging from a callback must not swallow Trainer's loss/lr log of that step
     tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, max_steps=4, logging_steps=1), train_dataset=blocks(),
                            domain_names=["easy", "half", "random"])
@@ -213,7 +172,24 @@ def test_perplexity_logging_keeps_trainers_own_logs(tmp_path):
     assert all("learning_rate" in h for h in tr.state.log_history if "loss" in h)
 
 
-def test_lr_schedule_argument_drives_the_optimizer(tmp_path):
+def test_tensorboard_event_file_has_the_per_domain_perplexities(tmp_path, monkeypatch, blocks, targs, tiny_gpt2):
+    pytest.importorskip("tensorboard", reason="pip install 'curricula[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))  # transformers 5: where the events go
+    args = targs(tmp_path / "run", max_steps=4, logging_steps=2, report_to="tensorboard", domain_weights="uniform",
+                 eval_strategy="steps", eval_steps=4)
+    CurriculumTrainer(model=tiny_gpt2(), args=args, train_dataset=blocks(), eval_dataset=blocks(24, seed=3),
+                      domain_names=["easy", "half", "random"]).train()
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    tags = set(events.Tags()["scalars"])
+    for name in ("easy", "half", "random"):
+        assert f"train/train_ppl/{name}" in tags and f"eval/ppl/{name}" in tags  # Trainer files eval_x as eval/x
+    assert [e.step for e in events.Scalars("train/train_ppl/easy")] == [2, 4]
+    assert "eval/ppl_worst" in tags and "train/loss" in tags
+
+
+def test_lr_schedule_argument_drives_the_optimizer(tmp_path, blocks, targs, tiny_gpt2):
     from curricula.optim.schedules import schedule_from_dict
 
     spec = {"type": "infinite", "max_lr": 1e-3, "constant_lr": 5e-4, "min_lr": 1e-5, "warmup_steps": 2,
@@ -226,3 +202,20 @@ def test_lr_schedule_argument_drives_the_optimizer(tmp_path):
     for step, lr in logged.items():  # step g ran with lr(g - 1)
         assert lr == pytest.approx(expected.lr(step - 1), rel=1e-9, abs=1e-12)
     assert tr.state.global_step == 11  # the anneal (steps 8..10) ends the run
+
+
+def test_loss_weights_hook_weights_each_domains_tokens(tmp_path, blocks, targs, tiny_gpt2):
+    """Group DRO's hook: per-domain token weights alpha_d / p_d enter the backpropagated loss."""
+    from curricula.methods import GroupDROConfig
+
+    tr = CurriculumTrainer(model=tiny_gpt2(dropout=0.0), args=targs(tmp_path, max_steps=1), train_dataset=blocks(),
+                           curriculum=GroupDROConfig(), reference_losses=None, reference_model=tiny_gpt2(seed=5),
+                           tokenizer_identity=IDENTITY)
+    tr._loss_weights = torch.tensor([3.0, 0.0, 0.0])
+    batch = tr.data_collator(tr.train_dataset.__getitems__(list(range(0, 96, 6))))
+    tr.model.train()
+    loss = tr.compute_loss(tr.model, dict(batch))
+    tr._loss_weights = None
+    plain_on_domain0 = tr.compute_loss(tr.model, {k: v[batch["domain_id"] == 0] for k, v in batch.items()})
+    share = float((batch["domain_id"] == 0).float().mean())
+    assert float(loss) == pytest.approx(3.0 * share * float(plain_on_domain0), rel=1e-5)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def test_every_kill_point_resumes_identically_or_refuses_by_name(tmp_path):
-    driver = Path(__file__).parent / "crash_driver.py"
+    driver = Path(__file__).resolve().parents[1] / "drivers" / "crash_driver.py"
     proc = subprocess.run([sys.executable, str(driver), str(tmp_path)], env={**os.environ, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,4 +1,6 @@
-"""Two CPU processes (torchrun, gloo): every block once per epoch across ranks, complete log, identical tables."""
+"""Two CPU processes (torchrun, gloo), each run by a driver in tests/drivers/: LFR trains every block once per epoch
+across ranks with a complete log and identical tables; a replay stage shares one stream; DoReMi's proxy and one-run
+DoReMi hold identical weights on both ranks and resume exactly."""
 
 import json
 import os
@@ -6,16 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from curricula.logs import read_curriculum_log
+
+DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
 
 @pytest.fixture(scope="module")
 def two_rank_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(Path(__file__).parent / "dist_lfr_run.py"), str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(DRIVERS / "dist_lfr_run.py"), str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -51,3 +56,72 @@ def test_two_processes_hold_identical_tables(two_rank_run):
     assert ranks[0]["tables"] == ranks[1]["tables"]
     # one table per node: after every boundary with a next epoch both processes map the node's shared copy
     assert ranks[0]["mapped"][:-1] == ranks[1]["mapped"][:-1] == [True] * (len(run["epochs"]) - 1)
+
+# ---- continual pretraining: a replay stage's loader -----------------------------------------------------------------
+
+
+def test_two_ranks_share_one_replay_stream(two_stages, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(DRIVERS / "dist_replay_run.py"), str(tmp_path),
+           str(two_stages / "packed-en"), str(two_stages / "packed-de")]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["world"] == 2 and r0["stream"] == r1["stream"]  # the identical stream on every rank
+    stream = np.array(r0["stream"]).reshape(10, 16)
+    # each rank's micro-batches are its shard of the stream: together, every global batch exactly once
+    got = np.array(r0["rows"] + r1["rows"])
+    assert sorted(got.reshape(-1).tolist()) == sorted(stream.reshape(-1).tolist())
+    assert not set(map(tuple, r0["rows"])) & set(map(tuple, r1["rows"]))
+    assert np.all((stream >= r0["n_new"]).sum(1) == 4)  # 25 % of 16 replayed in every global batch
+
+
+# ---- DoReMi: the proxy (Group DRO) and one-run DoReMi ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cache(reference):
+    """The reference's cached losses."""
+    return reference[1]
+
+
+def _torchrun(out, cache, *extra):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(DRIVERS / "dist_doremi_run.py"), str(out), str(cache),
+           *map(str, extra)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_two_ranks_hold_identical_weights_and_resume_exactly(reference, tmp_path):
+    _, cache = reference
+    _torchrun(tmp_path, cache, 8)
+    r0, r1 = (json.loads((tmp_path / f"weights-rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["history"] == r1["history"] and len(r0["history"]) == 8  # every step, bit-identical
+    # resume in the middle (checkpoint at step 4) restores the weights and the running average exactly
+    _torchrun(tmp_path, cache, 8, tmp_path / "proxy" / "checkpoint-4")
+    resumed = json.loads((tmp_path / "weights-rank0-resumed.json").read_text())
+    assert resumed["history"] == r0["history"][4:]
+    assert resumed["average"] == r0["average"]
+
+
+def test_online_two_ranks_hold_identical_weights_and_streams_and_resume_exactly(cache, tmp_path):
+    def run(*extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(DRIVERS / "dist_doremi_run.py"), str(tmp_path), str(cache), *map(str, extra)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "DOREMI_METHOD": "online"}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    run(8)
+    r0, r1 = (json.loads((tmp_path / f"weights-rank{r}-online.json").read_text()) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2 and len(r0["history"]) == 8 and len(r0["stream"]) == 8
+    assert r0["history"] == r1["history"] and r0["stream"] == r1["stream"]  # bit-identical on both ranks
+    run(8, tmp_path / "online" / "checkpoint-4")
+    resumed = json.loads((tmp_path / "weights-rank0-online-resumed.json").read_text())
+    # the resumed run continues the stream at step 4 (nothing replayed) and learns the same weights
+    assert resumed["history"] == r0["history"][4:] and resumed["stream"] == r0["stream"][4:]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 BENCH = ROOT / "benchmarks" / "bench_gpu.py"
 KINDS = ("vanilla", "plain", "lfr", "online")

@@ -1,4 +1,5 @@
-"""The layers: the pure package ``curricula`` never imports torch, transformers or the glue ``hf_trainer_ext``."""
+"""The layers: the pure package ``curricula`` never imports torch, transformers or the glue ``hf_trainer_ext``; the
+LFR core (``curricula.methods.lfr``) imports none of them either."""
 
 import ast
 import os
@@ -6,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("torch", "transformers", "hf_trainer_ext", "accelerate")
 
 
@@ -48,3 +49,15 @@ print(len(mods))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert int(proc.stdout.split()[-1]) > 30  # every module was imported
+
+
+def test_core_imports_no_torch_or_transformers():
+    import subprocess
+
+    code = (
+        "import sys, curricula.methods.lfr; "
+        "bad = [m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

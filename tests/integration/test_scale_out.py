@@ -11,18 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-HERE = Path(__file__).parent
+DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 METHODS = ["plain", "lfr", "mixture", "group_dro", "group_dro_live", "online"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, synthetic_docs):
     from curricula.data.corpus import write_corpus
     from curricula.data.pack import PackConfig, pack_corpus
     from curricula.data.packed import PackedData
     from curricula.data.tokenizers import train_bpe
     from hf_trainer_ext.reference import model_for_data, save_tokenizer_folder, score_reference
-    from test_pack import synthetic_docs
 
     root = tmp_path_factory.mktemp("scale")
     docs = synthetic_docs(n_per_domain=40, domains=("code", "prose"), seed=0)
@@ -75,7 +74,7 @@ def test_every_method_under_fsdp2_gives_ddps_results(setup, tmp_path):
     root = setup
     common = [root / "packed", root / "bpe", root / "tasks.jsonl", root / "cache", root / "reference"]
     for backend in ("ddp", "fsdp"):
-        torchrun(HERE / "dist_methods_run.py", tmp_path / backend, backend, *common)
+        torchrun(DRIVERS / "dist_methods_run.py", tmp_path / backend, backend, *common)
     ddp, fsdp = (json.loads((tmp_path / b / f"results-{b}.json").read_text()) for b in ("ddp", "fsdp"))
     for name in METHODS:
         a, b = ddp[name], fsdp[name]
@@ -106,8 +105,8 @@ def test_every_method_under_fsdp2_gives_ddps_results(setup, tmp_path):
 def test_two_nodes_of_one_process_give_one_node_of_two(tmp_path):
     plan = "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 40, epochs: 2}, {kind: review, epochs: 1}]"
     (tmp_path / "plan.yaml").write_text(plan)
-    torchrun(HERE / "dist_lfr_run.py", tmp_path / "one-node", tmp_path / "plan.yaml")
-    torchrun(HERE / "dist_lfr_run.py", tmp_path / "two-nodes", tmp_path / "plan.yaml", nnodes=2)
+    torchrun(DRIVERS / "dist_lfr_run.py", tmp_path / "one-node", tmp_path / "plan.yaml")
+    torchrun(DRIVERS / "dist_lfr_run.py", tmp_path / "two-nodes", tmp_path / "plan.yaml", nnodes=2)
     for rank in (0, 1):
         a, b = (json.loads((tmp_path / d / f"rank{rank}.json").read_text()) for d in ("one-node", "two-nodes"))
         assert a["world"] == b["world"] == 2
@@ -133,9 +132,9 @@ def test_only_the_main_process_writes_shared_artifacts_and_scoring_is_split(setu
     out = tmp_path / "out"
     (tmp_path / "w1").mkdir()
     (tmp_path / "w2").mkdir()
-    torchrun(HERE / "dist_pipeline_writes.py", tmp_path / "w1", "--", "doremi", "--recipe", doremi,
+    torchrun(DRIVERS / "dist_pipeline_writes.py", tmp_path / "w1", "--", "doremi", "--recipe", doremi,
              "--packed", root / "packed", "--out", out / "doremi")
-    torchrun(HERE / "dist_pipeline_writes.py", tmp_path / "w2", "--", "continual", continual, "--out", out / "continual")
+    torchrun(DRIVERS / "dist_pipeline_writes.py", tmp_path / "w2", "--", "continual", continual, "--out", out / "continual")
     for w in ("w1", "w2"):
         main, other = (json.loads((tmp_path / w / f"writes-rank{r}.json").read_text()) for r in (0, 1))
         shared = [p for p in other if p.startswith(str(out.resolve()))

@@ -10,9 +10,8 @@ import pytest
 from curricula.data.pack import read_meta
 from curricula.data.tokenizers import gpt2_files, load_tokenizer
 from hf_trainer_ext.reference import ReferenceMismatchError
-from test_continual import two_stages  # noqa: F401  (fixture: two tiny packed datasets sharing a BPE)
 
-SCRIPT = Path(__file__).parent.parent / "scripts" / "train.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
 
 
 def train_main():
@@ -27,7 +26,7 @@ COMMON = ["--n_layer", "1", "--n_embd", "32", "--n_head", "2", "--max_steps", "2
           "4", "--report_to", "none", "--eval_strategy", "no", "--save_strategy", "no", "--disable_tqdm", "true"]
 
 
-def test_trains_and_saves_the_datas_tokenizer(two_stages, tmp_path):  # noqa: F811
+def test_trains_and_saves_the_datas_tokenizer(two_stages, tmp_path):
     packed = two_stages / "packed-en"
     train_main()(["--packed", str(packed), "--output_dir", str(tmp_path / "run"), *COMMON])
     assert (tmp_path / "run" / "model.safetensors").is_file()
@@ -35,8 +34,7 @@ def test_trains_and_saves_the_datas_tokenizer(two_stages, tmp_path):  # noqa: F8
     assert saved.vocab_sha256 == read_meta(packed)["tokenizer"]["vocab_sha256"]
 
 
-def test_refuses_a_model_with_another_tokenizer(two_stages, tmp_path):  # noqa: F811
-    from test_trainer import tiny_gpt2
+def test_refuses_a_model_with_another_tokenizer(two_stages, tmp_path, tiny_gpt2):
     from transformers import GPT2TokenizerFast
 
     folder = tmp_path / "m"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convert_smollm2.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "convert_smollm2.py"
 
 
 def _load_script():

@@ -1,4 +1,6 @@
-"""Corpus inputs other than the packages: load_dataset names (a local stand-in for the Hub), local files, the CLI."""
+"""A corpus on disk (``curricula/data/corpus.py``) from inputs other than the packages: load_dataset names (a local
+stand-in for the Hub), local files, the CLI; bad input: no documents, empty domains, invalid UTF-8, missing columns.
+Malformed JSON Lines input is tested in test_corpus_jsonl.py."""
 
 import json
 
@@ -75,3 +77,46 @@ def test_duplicate_doc_ids_rejected(tmp_path):
     docs = [{"text": "same id", "domain": "a", "source": "s", "doc_id": "x"}] * 2
     with pytest.raises(CorpusError, match="doc_id 'x' occurs more than once"):
         write_corpus(docs, tmp_path / "c")
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------------
+
+
+def test_empty_dataset(tmp_path):
+    with pytest.raises(CorpusError, match="no documents"):
+        write_corpus([], tmp_path / "c")
+
+
+def test_domain_with_no_documents(tmp_path, synthetic_docs):
+    with pytest.raises(CorpusError, match=r"domain\(s\) \['legal'\] have no documents.*drop them"):
+        write_corpus(synthetic_docs(domains=("prose",)), tmp_path / "c", domains=["prose", "legal"])
+
+
+def test_domain_with_only_blank_documents(tmp_path, synthetic_docs):
+    docs = synthetic_docs(domains=("prose",)) + [{"text": "   ", "domain": "legal", "source": "x", "doc_id": "l/0"}]
+    with pytest.raises(CorpusError, match="legal"):
+        write_corpus(docs, tmp_path / "c", domains=["prose", "legal"])
+
+
+def test_non_utf8_file_names_file_and_offset(tmp_path):
+    f = tmp_path / "bad.txt"
+    f.write_bytes("Grüße aus Köln\n".encode("utf-8") + "Gr\xfc\xdfe".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"bad.txt: invalid UTF-8 at byte 20 .*iconv.*--encoding-errors replace"):
+        file_documents([f"prose={f}"])
+    table = file_documents([f"prose={f}"], encoding_errors="replace")
+    assert "\ufffd" in table.column("text")[0].as_py()
+
+
+def test_missing_text_column(tmp_path):
+    f = tmp_path / "docs.jsonl"
+    f.write_text('{"body": "some text here", "domain": "prose"}\n')
+    with pytest.raises(CorpusError, match=r"no 'text' column \(columns: \['body', 'domain'\]\); pass --text-column"):
+        file_documents([str(f)])
+    assert file_documents([str(f)], text_column="body").column("text")[0].as_py() == "some text here"
+
+
+def test_missing_domain_is_explained(tmp_path):
+    f = tmp_path / "docs.jsonl"
+    f.write_text('{"text": "some text here"}\n')
+    with pytest.raises(CorpusError, match="--domain NAME"):
+        file_documents([str(f)])

@@ -1,33 +1,19 @@
-"""Packing invariants: every token once and in order, no block across domains, dense stable ids, byte-identical rebuilds."""
+"""Packing invariants (``curricula/data/pack.py``): every token once and in order, no block across domains, dense
+stable ids, byte-identical rebuilds; bad sizes and tokenizers; capped domains."""
 
 import hashlib
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from curricula.data.corpus import CorpusError, file_documents, load_corpus, write_corpus
+from curricula.data.corpus import load_corpus, write_corpus
 from curricula.data.pack import PackConfig, PackError, load_blocks, pack_corpus, read_meta
 from curricula.data.tokenizers import TokenizerError, load_tokenizer
 
-WORDS = "the of and to in is was that for it with as his on be at by had are but from or this you über naïve 東京 🙂".split()
-
-
-def synthetic_docs(n_per_domain=60, domains=("code", "legal", "prose"), seed=0):
-    rng = random.Random(seed)
-    docs = []
-    for d in domains:
-        for i in range(n_per_domain):
-            n = rng.choice([3, 10, 40, 150, 600])  # shorter and longer than a block
-            docs.append({"text": " ".join(rng.choice(WORDS) for _ in range(n)), "domain": d, "source": f"syn-{d}",
-                         "doc_id": f"{d}/{i}"})
-    rng.shuffle(docs)  # input order must not matter for the split
-    return docs
-
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(tmp_path_factory, synthetic_docs):
     out = tmp_path_factory.mktemp("corpus")
     write_corpus(synthetic_docs(), out, val_fraction=0.1)
     return out
@@ -44,7 +30,7 @@ def tree_hashes(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_split_is_by_document_deterministic_and_order_free(tmp_path, corpus):
+def test_split_is_by_document_deterministic_and_order_free(tmp_path, corpus, synthetic_docs):
     data = load_corpus(corpus)
     train, val = set(data["train"]["doc_id"]), set(data["validation"]["doc_id"])
     assert not train & val
@@ -141,46 +127,6 @@ def test_meta_records_tokenizer_identity_and_counts(packed):
 # ------------------------------------------------------------------------------------------------ bad input
 
 
-def test_empty_dataset(tmp_path):
-    with pytest.raises(CorpusError, match="no documents"):
-        write_corpus([], tmp_path / "c")
-
-
-def test_domain_with_no_documents(tmp_path):
-    with pytest.raises(CorpusError, match=r"domain\(s\) \['legal'\] have no documents.*drop them"):
-        write_corpus(synthetic_docs(domains=("prose",)), tmp_path / "c", domains=["prose", "legal"])
-
-
-def test_domain_with_only_blank_documents(tmp_path):
-    docs = synthetic_docs(domains=("prose",)) + [{"text": "   ", "domain": "legal", "source": "x", "doc_id": "l/0"}]
-    with pytest.raises(CorpusError, match="legal"):
-        write_corpus(docs, tmp_path / "c", domains=["prose", "legal"])
-
-
-def test_non_utf8_file_names_file_and_offset(tmp_path):
-    f = tmp_path / "bad.txt"
-    f.write_bytes("Grüße aus Köln\n".encode("utf-8") + "Gr\xfc\xdfe".encode("latin-1"))
-    with pytest.raises(CorpusError, match=r"bad.txt: invalid UTF-8 at byte 20 .*iconv.*--encoding-errors replace"):
-        file_documents([f"prose={f}"])
-    table = file_documents([f"prose={f}"], encoding_errors="replace")
-    assert "\ufffd" in table.column("text")[0].as_py()
-
-
-def test_missing_text_column(tmp_path):
-    f = tmp_path / "docs.jsonl"
-    f.write_text('{"body": "some text here", "domain": "prose"}\n')
-    with pytest.raises(CorpusError, match=r"no 'text' column \(columns: \['body', 'domain'\]\); pass --text-column"):
-        file_documents([str(f)])
-    assert file_documents([str(f)], text_column="body").column("text")[0].as_py() == "some text here"
-
-
-def test_missing_domain_is_explained(tmp_path):
-    f = tmp_path / "docs.jsonl"
-    f.write_text('{"text": "some text here"}\n')
-    with pytest.raises(CorpusError, match="--domain NAME"):
-        file_documents([str(f)])
-
-
 def test_block_size_larger_than_every_document_packs_across_documents(tmp_path):
     docs = [{"text": "a short document number %d." % i, "domain": "prose", "source": "s", "doc_id": f"p/{i}"} for i in range(100)]
     write_corpus(docs, tmp_path / "c", val_fraction=0.2)
@@ -190,7 +136,7 @@ def test_block_size_larger_than_every_document_packs_across_documents(tmp_path):
     assert info["blocks"] == info["tokens"] // 128
 
 
-def test_block_size_larger_than_a_whole_domain(tmp_path):
+def test_block_size_larger_than_a_whole_domain(tmp_path, synthetic_docs):
     docs = synthetic_docs(domains=("prose",))
     docs.append({"text": "tiny legal text", "domain": "legal", "source": "s", "doc_id": "legal/0"})
     docs.append({"text": "another tiny legal text", "domain": "legal", "source": "s", "doc_id": "legal/1"})

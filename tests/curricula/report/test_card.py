@@ -1,62 +1,21 @@
-"""The model card: Trainer's push_to_hub writes curricula's (configuration, results, no token); replay and the LR
-schedule get their own sections, built from synthetic run folders laid out as continual / DoReMi / Trainer runs
-write them."""
+"""The model card of a run folder (``curricula/report/card.py``, pure): built from synthetic run folders laid out as
+continual / DoReMi / Trainer runs write them (replay and LR-schedule sections), the method and lineage from the run
+record, Trainer's log-history parsing, the evaluations of the newest checkpoint; no torch, transformers or Hub client
+needed. The card a live trainer writes is tested in tests/hf_trainer_ext/test_hub_card.py."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from hf_trainer_ext import CurriculumTrainer
-from hf_trainer_ext.hub import CONTINUAL_PLOT, LR_PLOT, continual_context, prepare_extras, render_card, write_trainer_card
-from test_trainer import blocks, plan_file, targs, tiny_gpt2
+from curricula.report.card import continual_context, parse_log_history, prepare_extras, render_card
+from curricula.report.files import CONTINUAL_PLOT, LR_PLOT
 
-
-@pytest.fixture
-def one_thread():
-    """A 2-layer d=32 model gains nothing from 2 threads, and stalls (seconds per step) when the CPU is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("writer", ["create_model_card", "write_trainer_card"])
-def test_trainer_card_has_config_results_and_no_token(tmp_path, one_thread, writer):
-    """Through the trainer's create_model_card and through write_trainer_card (what it becomes a call of)."""
-    secret = "hf_" + "s3cr3t" * 6
-    plan = plan_file(tmp_path, "phases: [{kind: learn, epochs: 1}, {kind: focus, drop_percent: 50, epochs: 1}]")
-    out = tmp_path / "run"
-    tr = CurriculumTrainer(model=tiny_gpt2(), args=targs(out, curriculum=plan, hub_token=secret, hub_model_id="me/run"),
-                           train_dataset=blocks())
-    tr.train()
-    tr.save_model()
-    config = json.loads((out / "training_config.json").read_text())
-    assert config["curriculum"] == plan and secret not in (out / "training_config.json").read_text()
-    (out / "eval_results.json").write_text(json.dumps({"tasks": {
-        "codeline": {"kind": "multiple_choice", "n": 200, "accuracy": 0.38, "accuracy_norm": 0.415}}}))
-    if writer == "create_model_card":
-        tr.create_model_card()
-    else:
-        write_trainer_card(tr)
-    card = (out / "README.md").read_text()
-    front = yaml.safe_load(card.split("---")[1])
-    assert front["library_name"] == "transformers" and "curricula" in front["tags"]
-    result = front["model-index"][0]["results"][0]
-    assert result["dataset"]["name"] == "codeline" and result["metrics"][0]["value"] == 0.38
-    assert "## Training configuration" in card and "## Zero-shot results" in card and "learn" in card
-    # Trainer's own schedule (linear), over the plan's 9 steps; too few logged LRs here for a plot
-    assert "## Learning-rate schedule" in card and "`linear` (Trainer `lr_scheduler_type`)" in card
-    assert "## Continual pretraining and replay" not in card and not (out / LR_PLOT).exists()
-    for path in out.rglob("*"):  # training_args.bin too: push_to_hub() uploads it, even with push_to_hub=False
-        if path.is_file():
-            assert secret.encode() not in path.read_bytes(), path
-    assert tr.args.hub_token == secret  # still there for push_to_hub()
-
-
-# ---- synthetic run folders ----------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _sections(card: str) -> dict[str, str]:
@@ -80,40 +39,8 @@ def _cosine(steps: int) -> dict:
     return {"type": "warmup_cosine", "max_lr": 0.002, "total_steps": steps}
 
 
-def _continual_run(root: Path, infinite: bool = False) -> Path:
-    """``curricula continual`` output: OUT/continual.json + continual.png, one folder per stage / last-stage variant
-    (``<stage>`` and ``<last stage>-replay<percent>``) holding the model and its training_config.json."""
-    root.mkdir(parents=True)
-    if infinite:
-        inner = {"type": "infinite", "max_lr": 0.002, "constant_lr": 0.001, "min_lr": 0.0001, "warmup_steps": 20,
-                 "cooldown_steps": 200}
-        sched = {"en": {"type": "offset", "schedule": inner, "offset": 0},
-                 "de": {"type": "offset", "schedule": inner, "offset": 600}}
-    else:
-        sched = {"en": _cosine(600), "de": _cosine(400)}
-    stages = [{"stage": "en", "replay": 0.0, "steps": 600, "before": {"eval_en_loss": 9.0, "eval_de_loss": 9.0},
-               "after": {"eval_en_loss": 5.5, "eval_de_loss": 9.6}, "curve": [], "schedule": sched["en"]}]
-    variants = [{"stage": "de", "replay": r, "steps": 400, "before": {}, "curve": [], "schedule": sched["de"],
-                 "after": {"eval_en_loss": round(7.0 - 4 * r, 3), "eval_de_loss": 5.0}} for r in (0.0, 0.05, 0.25)]
-    recipe = {"stages": [{"name": "en", "packed": "/data/en", "steps": 600, "replay": 0.0, "replay_seen_only": True},
-                         {"name": "de", "packed": "/data/de", "steps": 400, "replay": 0.05, "replay_seen_only": False}],
-              "optimizer": "keep", "max_lr": 0.002, "infinite": None}
-    (root / "continual.json").write_text(json.dumps({"stages": stages, "last_stage_variants": variants,
-                                                     "recipe": recipe}))
-    (root / "continual.png").write_bytes(b"\x89PNG\r\n\x1a\n not a real plot")
-    for name, steps, key in (("en", 600, "en"), ("de-replay0", 400, "de"), ("de-replay5", 400, "de"),
-                             ("de-replay25", 400, "de")):
-        (root / name).mkdir()
-        (root / name / "config.json").write_text("{}")
-        (root / name / "model.safetensors").write_bytes(b"x")
-        config = {"learning_rate": 0.002, "max_steps": steps, "lr_scheduler_type": "linear",
-                  "lr_schedule": sched[key]}
-        (root / name / "training_config.json").write_text(json.dumps(config))
-    return root
-
-
-def test_continual_stage_card_has_replay_and_lr_schedule_sections(tmp_path):
-    root = _continual_run(tmp_path / "cont")
+def test_continual_stage_card_has_replay_and_lr_schedule_sections(tmp_path, continual_run):
+    root = continual_run(tmp_path / "cont")
     run = root / "de-replay5"
     before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
     extras = prepare_extras(run, tmp_path / "stage")
@@ -147,10 +74,10 @@ def test_continual_stage_card_has_replay_and_lr_schedule_sections(tmp_path):
     assert "](continual/continual.png)" not in first and "](lr_schedule.png)" not in first  # not uploaded
 
 
-def test_continual_infinite_schedule_from_the_parent_record(tmp_path):
+def test_continual_infinite_schedule_from_the_parent_record(tmp_path, continual_run):
     """A stage folder without training_config.json (older runs) takes its schedule from continual.json; an infinite
     schedule spanning stages is shown with the global step it continues from."""
-    root = _continual_run(tmp_path / "cont", infinite=True)
+    root = continual_run(tmp_path / "cont", infinite=True)
     run = root / "de-replay25"
     (run / "training_config.json").unlink()
     card = render_card(run, "me/de", ["config.json"])
@@ -228,3 +155,113 @@ def test_unreadable_records_do_not_break_the_card(tmp_path, bad):
     (root / "x" / "training_config.json").write_text(json.dumps({"lr_schedule": {"type": "nope"}, "max_steps": 5}))
     card = render_card(root / "x", "me/x", ["config.json"])
     assert "## Continual" not in card and "`nope`" in _sections(card)["Learning-rate schedule"]
+
+
+# ---- the pure card: the method and lineage from run.json --------------------------------------------------------
+
+
+def _folder(tmp_path: Path) -> Path:
+    run = tmp_path / "main"
+    (run / "curriculum").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    # an older folder would be guessed from this plan name: the record wins
+    (run / "curriculum" / "plan.json").write_text(json.dumps({"plan": {"name": "guess-me"}, "epochs": []}))
+    return run
+
+
+def test_method_and_lineage_come_from_the_run_record(tmp_path):
+    run = _folder(tmp_path)
+    (run / "run.json").write_text(json.dumps({
+        "format": "curricula-run/1", "run_id": "r-main", "method": "doremi_online", "seed": 3,
+        "curriculum": {"method": "doremi_online", "reference_losses": "/home/me/secret/ref.parquet", "eta": 1.0},
+        "domain_names": ["prose", "code"], "created": "2026-12-01T10:00:00+00:00",
+        "lineage": [{"role": "reference", "path": "/home/me/secret/runs/ref-7", "run_id": "r-ref"},
+                    {"role": "proxy", "path": "/home/me/secret/runs/proxy", "run_id": None}]}))
+    card = render_card(run, "me/main", ["config.json"])
+    assert _front(card)["tags"] == ["curricula", "doremi-online"] and "method `doremi_online`" in card
+    sec = _sections(card)["Run"]
+    for row in ("| run id | `r-main` |", "| method | `doremi_online` |", "| seed | `3` |",
+                "| domains | `prose`, `code` |", "| reference | `r-ref` | `ref-7` |", "| proxy | — | `proxy` |"):
+        assert row in sec, row
+    assert '"reference_losses": "…/ref.parquet"' in sec and '"eta": 1.0' in sec
+    assert "/home/me" not in card and "guess-me" not in _front(card)["tags"]
+
+
+def test_a_continual_stage_record_is_tagged_continual(tmp_path):
+    run = _folder(tmp_path)
+    (run / "run.json").write_text(json.dumps({"run_id": "s2", "method": "replay", "lineage": [
+        {"role": "previous_stage", "path": "runs/en", "run_id": "s1"}]}))
+    card = render_card(run, "me/de", ["config.json"])
+    assert _front(card)["tags"] == ["curricula", "replay", "continual"]
+    assert "| previous_stage | `s1` | `en` |" in card
+
+
+@pytest.mark.parametrize("record", ["not json", "[1, 2]", json.dumps({"method": ""})])
+def test_older_or_damaged_records_fall_back_to_the_guess(tmp_path, record):
+    run = _folder(tmp_path)
+    (run / "run.json").write_text(record)
+    card = render_card(run, "me/main", ["config.json"])
+    assert _front(card)["tags"] == ["curricula", "guess-me"] and "method `guess-me`" in card
+
+
+def test_parse_log_history_is_trainers():
+    from transformers.modelcard import parse_log_history as hf_parse
+
+    history = [{"loss": 4.0, "epoch": 0.5, "step": 2}, {"eval_loss": 3.5, "eval_accuracy": 0.2, "eval_runtime": 0.1,
+                                                         "eval_samples_per_second": 9.0, "epoch": 0.5, "step": 2},
+               {"loss": 3.0, "epoch": 1.0, "step": 4},
+               {"eval_loss": 3.1, "eval_accuracy": 0.3, "eval_ppl/prose": 22.0, "epoch": 1.0, "step": 4},
+               {"train_runtime": 1.0, "train_loss": 3.5, "epoch": 1.0, "step": 4}]
+    assert parse_log_history(history) == hf_parse(history)
+    assert parse_log_history([]) == (None, [], None)
+
+
+def test_a_push_reads_the_evaluations_from_the_newest_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoint-4").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"log_history": [
+        {"loss": 4.0, "learning_rate": 0.001, "epoch": 0.5, "step": 2},
+        {"eval_loss": 3.25, "eval_accuracy": 0.5, "epoch": 1.0, "step": 4}]}))
+    card = render_card(run, "me/run", ["config.json"], keywords={"tasks": "text-generation",
+                                                                  "dataset_tags": "me/data"})
+    assert "evaluation set (the last one logged in `checkpoint-4/trainer_state.json`):\n- Loss: 3.25" in card
+    assert "| 4.0 | 0.5 | 2 | — |" not in card and "| 4.0 | 1.0 | 4 | 3.25 | 0.5 |" in card
+    result = _front(card)["model-index"][0]["results"][0]
+    assert result["dataset"] == {"name": "me/data", "type": "me/data"} and result["metrics"][0]["value"] == 0.5
+
+
+def test_zero_shot_scores_logged_by_the_trainer_reach_the_model_index(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    history = [{"eval_loss": 3.0, "eval_task/codeline/accuracy": 0.4, "eval_task/codeline/accuracy_norm": 0.45,
+                "step": 5}]
+    meta = _front(render_card(run, "me/run", [], log_history=history))
+    assert meta["model-index"][0]["results"] == [{
+        "task": {"type": "text-generation"}, "dataset": {"name": "codeline", "type": "curricula/codeline"},
+        "metrics": [{"type": "accuracy", "value": 0.4}, {"type": "accuracy_norm", "value": 0.45}]}]
+
+
+def test_the_report_package_needs_no_torch_transformers_or_hub_client(tmp_path):
+    """curricula.report renders a card with an LR plot and analyses with torch, transformers, accelerate,
+    huggingface_hub and the glue unimportable."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "training_config.json").write_text(json.dumps({
+        "learning_rate": 0.002, "max_steps": 100, "lr_schedule": {"type": "warmup_cosine", "max_lr": 0.002}}))
+    code = f"""
+import sys
+for name in ("torch", "transformers", "accelerate", "huggingface_hub", "hf_trainer_ext"):
+    sys.modules[name] = None
+import curricula.analysis, curricula.report.analysis, curricula.report.files, curricula.report.plots
+from curricula.report.card import prepare_extras, render_card
+extras = prepare_extras({str(run)!r}, {str(run)!r})
+assert extras == ["lr_schedule.png"], extras
+card = render_card({str(run)!r}, "me/run", ["config.json", *extras])
+assert "`warmup_cosine`" in card and "](lr_schedule.png)" in card
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run / "lr_schedule.png").read_bytes().startswith(b"\x89PNG")

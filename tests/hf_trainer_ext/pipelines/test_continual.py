@@ -1,35 +1,15 @@
-"""Continual pretraining: compute-equivalent replay with exact counts, seen-only replay, stages, bad input."""
+"""Continual pretraining's runner (``hf_trainer_ext/pipelines/continual.py``): seen-only replay, stages in order and
+variants branching, the union reference, one infinite schedule across stages, a pretrained model's own data, a model
+with another tokenizer refused, input folders left untouched. The two-process replay stream is in
+tests/integration/test_distributed.py; the recipe's checks in tests/curricula/methods/continual/test_pipeline.py."""
 
 import numpy as np
 import pytest
 
-from curricula.methods import DataInfo, ReplayConfig, RunInfo
-from curricula.methods import ContinualError, ContinualRecipe, Stage
+from curricula.methods import ContinualRecipe
 from hf_trainer_ext.pipelines.continual import _stage_data, run_continual, run_union
 
-
-def replay_stream(n_new, n_old, x, batch, steps, seed):
-    data = DataInfo(np.zeros(n_new + n_old, dtype=np.int64), ['d'])
-    cur = ReplayConfig(replay=x, new_rows=n_new, seed=seed).build(data, RunInfo(batch, steps, 0))
-    return np.concatenate(list(cur.batches(0)))
-
-
-@pytest.fixture(scope="module")
-def two_stages(tmp_path_factory):
-    from curricula.data.corpus import write_corpus
-    from curricula.data.pack import PackConfig, pack_corpus
-    from curricula.data.tokenizers import train_bpe
-    from test_pack import synthetic_docs
-
-    root = tmp_path_factory.mktemp("cont")
-    d0 = synthetic_docs(n_per_domain=40, domains=("code", "prose"), seed=0)
-    d1 = [{**d, "domain": "german", "doc_id": "de/" + d["doc_id"], "text": d["text"].upper()}
-          for d in synthetic_docs(n_per_domain=60, domains=("x",), seed=1)]
-    train_bpe([d["text"] for d in d0 + d1], root / "bpe", vocab_size=300)
-    for name, docs in (("en", d0), ("de", d1)):
-        write_corpus(docs, root / name, val_fraction=0.1)
-        pack_corpus(root / name, root / f"packed-{name}", PackConfig(tokenizer=str(root / "bpe"), block_size=64))
-    return root
+TRAINING = {"per_device_train_batch_size": 8, "disable_tqdm": True, "logging_steps": 2, "use_cpu": True}
 
 
 def recipe(root, **kw):
@@ -38,17 +18,6 @@ def recipe(root, **kw):
     return ContinualRecipe.from_dict({"stages": stages, "model": {"n_layer": 1, "n_embd": 32, "n_head": 2},
                                      "eval_every": 2, "max_eval_blocks": 16,
                                      "training": {"per_device_train_batch_size": 8, "disable_tqdm": True}, **kw})
-
-
-def test_every_batch_has_the_exact_number_of_replay_blocks():
-    for x in (0.05, 0.25):
-        stream = replay_stream(1000, 200, x, 16, 200, seed=3)
-        per_batch = (stream.reshape(200, 16) >= 1000).sum(1)
-        assert set(per_batch) <= {int(np.floor(16 * x)), int(np.ceil(16 * x))}  # 0/1 at 5 %, exactly 4 at 25 %
-        cum = np.cumsum(per_batch) - 16 * x * np.arange(1, 201)
-        assert np.all(np.abs(cum) < 1)  # rounding carried across batches
-    zero = replay_stream(1000, 200, 0.0, 16, 50, seed=3)
-    assert zero.max() < 1000
 
 
 def test_seen_only_replay_never_draws_an_unseen_block(two_stages):
@@ -109,28 +78,6 @@ def test_one_infinite_schedule_runs_across_stages(two_stages, tmp_path):
     assert sched.lr(3) == pytest.approx(6e-4 * (2e-4 / 6e-4) ** 0.5)  # global step 7: halfway through the anneal
 
 
-@pytest.mark.parametrize("replay", [-0.1, 1.0, 1.5])
-def test_replay_fraction_outside_range(replay):
-    with pytest.raises(ContinualError, match=r"must be in \[0, 1\)"):
-        Stage("de", "x", 10, replay=replay)
-
-
-def test_stage_with_negative_steps():
-    with pytest.raises(ContinualError, match="stage 'de' has steps=-1; give every stage a number of steps >= 0"):
-        Stage("de", "x", -1)
-
-
-@pytest.mark.parametrize("steps, model, match", [
-    ([0, 4], None, "set model_name_or_path to the pretrained model"),
-    ([4, 0], "m", "must all come before the first trained stage, and the last stage must train"),
-    ([0, 0], "m", "the last stage must train"),
-])
-def test_known_stages_only_first_and_only_with_a_pretrained_model(steps, model, match):
-    stages = [{"name": n, "packed": "x", "steps": k} for n, k in zip(("en", "de"), steps)]
-    with pytest.raises(ContinualError, match=match):
-        ContinualRecipe.from_dict({"stages": stages, "model_name_or_path": model})
-
-
 def test_a_pretrained_models_own_data_is_replayed_and_evaluated_but_not_trained(two_stages, tmp_path):
     """``steps: 0`` stands for what a pretrained model already knows: the next stage starts from the model itself
     (no AdamW state), replays every block of that data and evaluates it, before and after."""
@@ -167,9 +114,8 @@ def test_a_pretrained_models_own_data_is_replayed_and_evaluated_but_not_trained(
     assert len(np.load(tmp_path / "out" / "de-replay50" / SEEN)) <= 16
 
 
-def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path):
+def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path, tiny_gpt2):
     from hf_trainer_ext.reference import ReferenceMismatchError
-    from test_trainer import tiny_gpt2
 
     tiny_gpt2().save_pretrained(tmp_path / "m")
     from curricula.data.tokenizers import gpt2_files
@@ -185,22 +131,15 @@ def test_model_with_another_tokenizer_is_refused(two_stages, tmp_path):
         run_continual(recipe(two_stages, model_name_or_path=str(tmp_path / "m")), tmp_path / "out")
 
 
-def test_two_ranks_share_one_replay_stream(two_stages, tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_continual_writes_nothing_into_its_input_folders(two_stages, tmp_path):
+    from curricula.methods import ContinualRecipe
+    from hf_trainer_ext.pipelines.continual import run_continual
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(Path(__file__).parent / "dist_replay_run.py"), str(tmp_path),
-           str(two_stages / "packed-en"), str(two_stages / "packed-de")]
-    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
-    assert r0["world"] == 2 and r0["stream"] == r1["stream"]  # the identical stream on every rank
-    stream = np.array(r0["stream"]).reshape(10, 16)
-    # each rank's micro-batches are its shard of the stream: together, every global batch exactly once
-    got = np.array(r0["rows"] + r1["rows"])
-    assert sorted(got.reshape(-1).tolist()) == sorted(stream.reshape(-1).tolist())
-    assert not set(map(tuple, r0["rows"])) & set(map(tuple, r1["rows"]))
-    assert np.all((stream >= r0["n_new"]).sum(1) == 4)  # 25 % of 16 replayed in every global batch
+    inputs = [two_stages / "packed-en", two_stages / "packed-de"]
+    before = {p: sorted(x.relative_to(p) for x in p.rglob("*")) for p in inputs}
+    recipe = ContinualRecipe.from_dict({
+        "model": {"n_layer": 1, "n_embd": 32, "n_head": 2}, "eval_every": 2, "max_eval_blocks": 8, "training": TRAINING,
+        "stages": [{"name": "en", "packed": str(inputs[0]), "steps": 2},
+                   {"name": "de", "packed": str(inputs[1]), "steps": 2, "replay": 0.25}]})
+    run_continual(recipe, tmp_path / "out")
+    assert {p: sorted(x.relative_to(p) for x in p.rglob("*")) for p in inputs} == before  # no cache-*.arrow there

@@ -1,5 +1,6 @@
-"""`curricula doremi` and `curricula continual` killed mid-run (SIGKILL) and rerun: the same weights and losses as an
-uninterrupted run, without retraining the parts that had finished."""
+"""Pipeline runs (``hf_trainer_ext/pipelines/runs.py``): `curricula doremi` and `curricula continual` killed mid-run
+(SIGKILL) and rerun: the same weights and losses as an uninterrupted run, without retraining the parts that had
+finished; a finished run with other settings is refused."""
 
 import json
 import os
@@ -9,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from test_continual import two_stages  # noqa: F401  (fixture)
-from test_doremi_trainer import tiny_packed  # noqa: F401  (fixture)
+CHILD = Path(__file__).resolve().parents[2] / "drivers" / "pipeline_child.py"
 
-CHILD = Path(__file__).parent / "pipeline_child.py"
+
 TRAINING = {"per_device_train_batch_size": 8, "disable_tqdm": True, "logging_steps": 2, "use_cpu": True}
 
 
@@ -33,7 +33,7 @@ def trained(steps_log: Path) -> dict[str, list[int]]:
     return out
 
 
-def test_doremi_killed_mid_proxy_reruns_to_the_same_weights_without_retraining_the_reference(tiny_packed, tmp_path):  # noqa: F811
+def test_doremi_killed_mid_proxy_reruns_to_the_same_weights_without_retraining_the_reference(tiny_packed, tmp_path):
     recipe = tmp_path / "doremi.yaml"
     recipe.write_text(json.dumps({"method": "doremi", "rounds": 1, "reference_steps": 6, "proxy_steps": 8,
                                   "main_steps": 4, "model": {"n_layer": 1, "n_embd": 32, "n_head": 2},
@@ -59,7 +59,7 @@ def test_doremi_killed_mid_proxy_reruns_to_the_same_weights_without_retraining_t
     assert not (tmp_path / "b.log").exists()
 
 
-def test_continual_killed_mid_stage_reruns_to_the_same_losses_without_retraining_the_first_stage(two_stages, tmp_path):  # noqa: F811
+def test_continual_killed_mid_stage_reruns_to_the_same_losses_without_retraining_the_first_stage(two_stages, tmp_path):
     recipe = tmp_path / "continual.yaml"
     recipe.write_text(json.dumps({
         "method": "continual", "model": {"n_layer": 1, "n_embd": 32, "n_head": 2}, "eval_every": 4,
@@ -82,7 +82,7 @@ def test_continual_killed_mid_stage_reruns_to_the_same_losses_without_retraining
         assert ra["before"] == rb["before"] and ra["after"] == rb["after"] and strip(ra) == strip(rb)
 
 
-def test_a_finished_run_with_other_settings_is_refused(tiny_packed, tmp_path):  # noqa: F811
+def test_a_finished_run_with_other_settings_is_refused(tiny_packed, tmp_path):
     from curricula.errors import RunFolderError
     from curricula.methods import DoReMiRecipe
     from hf_trainer_ext.pipelines.doremi import run_doremi
@@ -92,25 +92,3 @@ def test_a_finished_run_with_other_settings_is_refused(tiny_packed, tmp_path):  
     run_doremi(DoReMiRecipe(**small), tiny_packed, tmp_path)
     with pytest.raises(RunFolderError, match=r"reference holds a finished run with other settings \(differs in steps\)"):
         run_doremi(DoReMiRecipe(**{**small, "reference_steps": 3}), tiny_packed, tmp_path)
-
-
-def test_stage_names_cannot_leave_the_output_folder():
-    from curricula.methods import ContinualError, Stage
-
-    for bad in ("../../x", "a/b", ".hidden", ""):
-        with pytest.raises(ContinualError, match="cannot be a folder name under --out"):
-            Stage(bad, "p", 3)
-
-
-def test_continual_writes_nothing_into_its_input_folders(two_stages, tmp_path):  # noqa: F811
-    from curricula.methods import ContinualRecipe
-    from hf_trainer_ext.pipelines.continual import run_continual
-
-    inputs = [two_stages / "packed-en", two_stages / "packed-de"]
-    before = {p: sorted(x.relative_to(p) for x in p.rglob("*")) for p in inputs}
-    recipe = ContinualRecipe.from_dict({
-        "model": {"n_layer": 1, "n_embd": 32, "n_head": 2}, "eval_every": 2, "max_eval_blocks": 8, "training": TRAINING,
-        "stages": [{"name": "en", "packed": str(inputs[0]), "steps": 2},
-                   {"name": "de", "packed": str(inputs[1]), "steps": 2, "replay": 0.25}]})
-    run_continual(recipe, tmp_path / "out")
-    assert {p: sorted(x.relative_to(p) for x in p.rglob("*")) for p in inputs} == before  # no cache-*.arrow there
