@@ -12,6 +12,8 @@ What runs is what a training run runs, minus the model:
   row ids per optimizer step;
 * after each step the curriculum observes synthetic per-domain statistics of that batch (``StepStats``: each domain's
   loss follows a power law in the tokens it has seen, its reference loss a lower one), for methods that need them;
+  a method that learns from held-out loss (Aioli) gets the same power law, noise-free, as ``EvalStats`` whenever
+  ``wants_eval`` says so (counted: ``evals``);
 * at each epoch end it gets every trained block's synthetic loss (``EpochRecords``) and decides the next epoch;
 * one step before the end, a checkpoint is written with the trainer's own path (``Curriculum.flush_logs`` then
   ``Curriculum.save`` into ``checkpoint/curriculum``); after the run it is resumed the way a resumed run does it: a
@@ -51,10 +53,13 @@ RECIPES = {
     "doremi_online": {"method": "doremi_online"},
     "odm": {"method": "odm"},
     "ado": {"method": "ado"},
-    "aioli": {"method": "aioli"},
+    # the paper's rounds are 250 steps, too short for the LearnParams of 20 domains (20 x 4 sweeps x 4 steps = 320)
+    "aioli": {"method": "aioli", "update_steps": 500},
     "lfr": {"method": "lfr", "phases": [{"kind": "learn", "epochs": 1}, {"kind": "focus", "epochs": 1, "drop_percent": 50},
                                         {"kind": "review", "epochs": 1}, {"kind": "focus", "epochs": 1, "drop_percent": 70}]},
 }
+# --short (the tests' quick pass): ADO's refits (512 L-BFGS starts per domain, seconds each) from 8 starts
+SHORT = {"ado": {"fit_starts": 8}}
 IDENTITY = {"name": "synthetic", "vocab_size": 50257, "vocab_sha256": "0" * 64}
 BLOCK_TOKENS = 1024
 
@@ -89,12 +94,20 @@ class Synthetic:
         excess = np.maximum(loss - ref, 0.0) * tokens
         return StepStats(step=step, tokens=tokens, loss_sum=loss * tokens, excess_sum=excess)
 
+    def evaluate(self, step: int, tokens_per_domain: float = 64 * (BLOCK_TOKENS - 1.0)):
+        """Held-out per-domain loss now (the power law without noise), as ``DomainLossProbe.measure`` reports it."""
+        from curricula.methods import EvalStats
+
+        loss = self.floor + self.scale * self.seen ** -self.alpha
+        tokens = np.full(loss.size, tokens_per_domain)
+        return EvalStats(step=step, tokens=tokens, loss_sum=loss * tokens)
+
 
 def build(method: str, domain_ids: np.ndarray, names: list[str], global_batch: int, steps: int | None, seed: int,
-          new_rows: int):
+          new_rows: int, short: bool = False):
     from curricula.methods import DataInfo, RunInfo, load_recipe
 
-    recipe = dict(RECIPES[method])
+    recipe = {**RECIPES[method], **(SHORT.get(method, {}) if short else {})}
     if method == "replay":
         recipe["new_rows"] = new_rows
     config = load_recipe(recipe)
@@ -108,7 +121,8 @@ def lfr_global_batch(blocks: int, steps: int) -> int:
     return max(1, math.ceil(blocks * (1 + 0.5 + 1 + 0.3) / steps))
 
 
-def run_method(method: str, steps: int, blocks: int, domains: int, global_batch: int, work: Path, seed: int = 0) -> dict:
+def run_method(method: str, steps: int, blocks: int, domains: int, global_batch: int, work: Path, seed: int = 0,
+               short: bool = False) -> dict:
     from curricula.methods import EpochRecords
     from hf_trainer_ext.sampler import CurriculumSampler
 
@@ -119,7 +133,7 @@ def run_method(method: str, steps: int, blocks: int, domains: int, global_batch:
     synth = Synthetic(domains, seed)
     rss0 = rss_bytes()
     t_build = time.perf_counter()
-    cur = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4)
+    cur = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4, short=short)
     cur.open_logs(work / "run", 0)
     build_s = time.perf_counter() - t_build
     for_epochs = cur.epoch_steps()
@@ -131,8 +145,10 @@ def run_method(method: str, steps: int, blocks: int, domains: int, global_batch:
     dom_of = domain_ids
     records = "block_records" in cur.needs
     stats_needed = "step_stats" in cur.needs
+    evals_needed, evals = "eval_stats" in cur.needs, 0
     ckpt = work / f"checkpoint-{total - 1}" / "curriculum"
     cur.start_epoch(0)
+    t_loop = time.perf_counter()
     for epoch, n_steps in enumerate(for_epochs):
         ids_epoch = np.empty(n_steps * global_batch, dtype=np.int64) if records else None
         it = iter(sampler)
@@ -148,6 +164,9 @@ def run_method(method: str, steps: int, blocks: int, domains: int, global_batch:
                 if stats_needed:
                     counts = np.bincount(dom_of[real], minlength=domains).astype(np.float64)
                     cur.observe_step(synth.step(global_step, counts))
+                    if evals_needed and cur.wants_eval(global_step):
+                        cur.observe_eval(synth.evaluate(global_step))
+                        evals += 1
                     cur.loss_weights()
             dt = time.perf_counter() - t0
             if global_step == total - 1:  # the trainer's checkpoint one step before the end: state after the step
@@ -177,11 +196,12 @@ def run_method(method: str, steps: int, blocks: int, domains: int, global_batch:
         del ids_epoch, epoch_records
         gc.collect()
     rss1 = rss_bytes()
+    loop_s = time.perf_counter() - t_loop
     del cur, sampler
     gc.collect()
     # resume at the last step: a new method built from its config, the checkpoint loaded, the next batch drawn
     t0 = time.perf_counter()
-    again = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4)
+    again = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4, short=short)
     again.load(ckpt)
     again.open_logs(work / "run", total - 1)
     epoch, done = again.position(total - 1)
@@ -192,7 +212,7 @@ def run_method(method: str, steps: int, blocks: int, domains: int, global_batch:
     return {"method": method, "steps": total, "blocks": blocks, "global_batch": global_batch,
             "us_first": 1e6 * t_first / first_n, "us_last": 1e6 * t_last / first_n,
             "rss_growth": rss1 - rss0, "checkpoint_bytes": ckpt_bytes, "save_s": save_s, "resume_s": resume_s,
-            "boundary_s": boundaries, "build_s": build_s}
+            "boundary_s": boundaries, "build_s": build_s, "us_mean": 1e6 * loop_s / total, "evals": evals}
 
 
 def main(argv=None) -> int:
@@ -205,7 +225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--domains", type=int, default=20)
     ap.add_argument("--global-batch", type=int, default=32, help="blocks per optimizer step (LFR: from --steps)")
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one, deleted)")
-    ap.add_argument("--short", action="store_true", help="a quick pass (LFR at 100 k blocks), for the tests")
+    ap.add_argument("--short", action="store_true",
+                    help="a quick pass (LFR at 100 k blocks, ADO's refits from 8 starts), for the tests")
     a = ap.parse_args(argv)
     from curricula.methods import METHODS as REGISTERED
 
@@ -221,12 +242,14 @@ def main(argv=None) -> int:
             blocks = a.blocks or ((100_000 if a.short else 10_000_000) if method == "lfr" else 100 * a.domains)
             folder = work / method
             folder.mkdir(parents=True, exist_ok=True)
-            r = run_method(method, a.steps, blocks, a.domains, a.global_batch, folder)
+            r = run_method(method, a.steps, blocks, a.domains, a.global_batch, folder, short=a.short)
             b = r["boundary_s"]
             print(f"{method}: {r['steps']:,} steps over {r['blocks']:,} blocks (global batch {r['global_batch']}): "
                   f"{r['us_first']:.1f} us/step first 1 %, {r['us_last']:.1f} us/step last 1 %; RSS growth "
                   f"{r['rss_growth'] / 2**20:+.1f} MiB; checkpoint {r['checkpoint_bytes']:,} B saved in "
-                  f"{r['save_s']:.3f} s; resume {r['resume_s']:.3f} s; build {r['build_s']:.2f} s"
+                  f"{r['save_s']:.3f} s; resume {r['resume_s']:.3f} s; build {r['build_s']:.2f} s; "
+                  f"{r['us_mean']:.1f} us/step over the whole run"
+                  + (f"; {r['evals']} held-out measurements" if r["evals"] else "")
                   + (f"; {len(b)} boundaries, max {max(b):.2f} s" if len(b) > 1 else ""), flush=True)
             lines.append(f"horizon method={method} steps={r['steps']} us_per_step_first={r['us_first']:.3f} "
                          f"us_per_step_last={r['us_last']:.3f} checkpoint_bytes={r['checkpoint_bytes']} "

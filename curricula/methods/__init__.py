@@ -8,6 +8,9 @@ method                 home                                                what 
 ``replay``             ``continual/replay.py``                              compute-equivalent replay of earlier stages
 ``group_dro``          ``doremi/proxy.py``                                  DoReMi's proxy (Group DRO vs a reference)
 ``doremi_online``      ``doremi/online.py``                                 DoReMi's weights learned by the main run
+``odm``                ``odm/`` (rule, method)                              ODM: smoothed exponentiated training loss
+``ado``                ``ado/`` (rule, method)                              ADO: per-domain scaling-law fits, credit
+``aioli``              ``aioli/`` (rule, method)                            Aioli: mixing law from held-out loss rounds
 ``doremi`` (pipeline)  ``doremi/pipeline.py``                               reference → proxy → main, iterated rounds
 ``continual`` (pipe.)  ``continual/pipeline.py``                            dataset stages, re-warm/re-decay, replay
 =====================  ==================================================  =============================================
@@ -28,8 +31,12 @@ from curricula.methods.lfr import LFRConfig, LFRCurriculum
 from curricula.methods.continual import ContinualError, ContinualRecipe, ReplayConfig, Stage, stage_schedule
 from curricula.methods.doremi import (DoReMiOnline, DoReMiOnlineConfig, DoReMiRecipe, GroupDROConfig, GroupDROProxy,
                                       baseline_weights)
+from curricula.methods.odm import ODM, ODMConfig
+from curricula.methods.ado import ADO, ADOConfig
+from curricula.methods.aioli import Aioli, AioliConfig
 
 __all__ = [
+    "ADO", "ADOConfig", "Aioli", "AioliConfig", "ODM", "ODMConfig",
     "ENTRY_POINT_GROUP", "METHODS", "PIPELINES", "ContinualError", "ContinualRecipe", "Curriculum", "DataInfo",
     "DoReMiOnline", "DoReMiOnlineConfig", "DoReMiRecipe", "EpochLabel", "EpochRecords", "EvalStats", "FixedMixture",
     "GroupDROConfig", "GroupDROProxy", "LFRConfig", "LFRCurriculum", "MethodConfig", "MethodError", "MixtureConfig",
