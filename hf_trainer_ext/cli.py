@@ -111,7 +111,8 @@ def cmd_compare(a: argparse.Namespace) -> None:
     cfg = CompareConfig(methods=a.methods, seeds=a.seeds, steps=a.steps, batch_size=a.batch_size,
                         learning_rate=a.learning_rate, model=model, eval_blocks=a.eval_blocks, eval_every=a.eval_every,
                         mixing_eval_blocks=a.mixing_eval_blocks, reference_fraction=a.reference_fraction,
-                        proxy_fraction=a.proxy_fraction, training=_mapping(a.training, "--training"))
+                        proxy_fraction=a.proxy_fraction, training=_mapping(a.training, "--training"),
+                        method_params=_mapping(a.method_params, "--method-params"))
     report = run_compare(cfg, Path(a.packed), Path(a.out))
     print(report["recommendation"])
     print(f"report: {Path(a.out) / 'report.md'} (plots val_loss.png, weights.png; numbers report.json)")
@@ -215,6 +216,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--proxy-fraction", type=float, default=d.proxy_fraction,
                     help="share of the budget for DoReMi's proxy run")
     cp.add_argument("--training", help="more TrainingArguments for every run, as JSON/YAML (e.g. '{bf16: true}')")
+    cp.add_argument("--method-params", help="recipe keys per method, as JSON/YAML (e.g. '{odm: {warmup_steps: 40}}'); "
+                                            "by default the online mixers' step counts are scaled to the budget")
     cp.set_defaults(func=cmd_compare)
 
     ev = sub.add_parser("eval", formatter_class=HELP, help="score a model folder on zero-shot tasks (log-likelihood)")

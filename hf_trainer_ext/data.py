@@ -300,7 +300,7 @@ def prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs
     ``trainer_kwargs`` too), taken from a ``PackedData``, checked for what the method needs, and wrapped so the block
     columns ride along with the model inputs through any collator."""
     if config is not None and is_stream(train_dataset):  # a streamed corpus: packed on the fly, drawn by domain
-        return stream_block_data(model, args, train_dataset, trainer_kwargs, domain_names, tokenizer_identity)
+        return stream_block_data(model, args, train_dataset, trainer_kwargs, domain_names, tokenizer_identity, config)
     if getattr(args, "packing", False):  # text or tokenized documents in, dense domain-pure blocks out
         pack = lambda ds: pack_for_training(ds, args, model, trainer_kwargs.get("processing_class"))  # noqa: E731
         train_dataset = pack(train_dataset)
@@ -345,7 +345,8 @@ def fix_loss_type(model) -> str | None:
             "tokens of each block (Trainer would count T; losses are T/(T-1) of what a plain Trainer reports)")
 
 
-def stream_block_data(model, args, train_dataset, trainer_kwargs: dict, domain_names, tokenizer_identity) -> BlockData:
+def stream_block_data(model, args, train_dataset, trainer_kwargs: dict, domain_names, tokenizer_identity,
+                      config) -> BlockData:
     """Streamed training data (``hf_trainer_ext.streaming``): one block stream per domain, packed on the fly to the
     model's context (``packing_block_size``), each slot of a global batch filled from its domain's stream."""
     from curricula.data.streams import DomainBlockStream
@@ -363,6 +364,12 @@ def stream_block_data(model, args, train_dataset, trainer_kwargs: dict, domain_n
                for s, n in zip(sources, names)]
     identity = tokenizer_identity or (tokenizer.identity.to_dict() if tokenizer is not None else None)
     blocks = StreamingBlocks(None, streams, window=2)
+    from curricula.methods import DataInfo
+    from hf_trainer_ext.arguments import run_info
+
+    global_batch = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+    blocks.bind(config.build(DataInfo(np.arange(len(names)), names, tokenizer=identity), run_info(args, global_batch)),
+                trainer_kwargs.get("reference_losses"))  # a method that cannot stream is refused before any work
     return BlockData(blocks, collate_stream_rows, np.arange(len(names)), names, identity, True, stream=blocks)
 
 

@@ -123,11 +123,10 @@ class CurriculumMixin(TrainerCompat):
         return epoch, 0 if self.args.ignore_data_skip else done * self.args.gradient_accumulation_steps
 
     def observe_step(self) -> None:
-        """After an optimizer step (every process): the global batch's per-domain statistics to the curriculum."""
-        if self._step_stats is None:
-            return
+        """After an optimizer step (every process): the global batch's per-domain statistics to the curriculum, and the
+        held-out per-domain loss when it asks for it."""
         cur, step = self.curriculum, self.state.global_step
-        report = cur.observe_step(self._step_stats.reduce(self.accelerator, step))
+        report = cur.observe_step(self._step_stats.reduce(self.accelerator, step)) if self._step_stats else None
         if self.probe is not None and cur.wants_eval(step):
             report = Report().merge(report).merge(cur.observe_eval(self.probe.measure(self.model, step)))
         self._refresh_loss_weights()

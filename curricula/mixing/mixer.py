@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import numpy as np
 from curricula.errors import CurriculaError
@@ -112,12 +111,16 @@ def check_weights(weights, names=None) -> np.ndarray:
 def _quotas(w: np.ndarray, batch_size: int) -> list[int]:
     """``batch_size * w_d / sum(w)`` in units of 1/UNIT block, rounded by largest remainder (exact rationals; ties to
     the lower index) so that they sum to exactly ``batch_size * UNIT``; zero weights stay zero."""
-    fw = [Fraction(float(x)) for x in w]
-    total = sum(fw)
-    exact = [x / total * (batch_size * UNIT) for x in fw]
-    a = [int(x) for x in exact]  # floor (non-negative)
-    short = batch_size * UNIT - sum(a)
-    order = sorted((i for i in range(len(a)) if fw[i] > 0), key=lambda i: (-(exact[i] - a[i]), i))
+    # the same exact rationals as Fraction arithmetic, in plain integers (10x faster: online weights change every
+    # step): a float is m / 2^k, so over the common denominator 2^K every weight is an integer numerator
+    ratios = [float(x).as_integer_ratio() for x in w]
+    shift = max(d.bit_length() - 1 for _, d in ratios)
+    num = [n << (shift - (d.bit_length() - 1)) for n, d in ratios]
+    total, scale = sum(num), batch_size * UNIT
+    a = [n * scale // total for n in num]  # floor (non-negative)
+    rem = [n * scale - x * total for n, x in zip(num, a)]  # the fractional parts, times total
+    short = scale - sum(a)
+    order = sorted((i for i in range(len(a)) if num[i] > 0), key=lambda i: (-rem[i], i))
     for i in order[:short]:
         a[i] += 1
     return a

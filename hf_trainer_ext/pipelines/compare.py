@@ -27,7 +27,8 @@ from curricula.data.packed import PackedData, per_domain_subset
 from curricula.errors import ConfigError
 from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity, eval_curve
 
-from hf_trainer_ext.pipelines.compare_config import DEFAULT_METHODS, FIXED, FORWARD_COST, PIPELINED, CompareConfig  # noqa: F401
+from hf_trainer_ext.pipelines.compare_config import (DEFAULT_METHODS, FIXED, FORWARD_COST, PIPELINED,  # noqa: F401
+                                                     CompareConfig, budget_params)
 
 
 def _check_methods(methods: list[str]) -> None:
@@ -37,7 +38,7 @@ def _check_methods(methods: list[str]) -> None:
         if m in FIXED or m in PIPELINED or m == "lfr":
             continue
         cls = lookup(m)  # names the closest method when misspelt
-        if cls.method not in METHODS or getattr(cls, "sets_steps", False):
+        if cls.method not in METHODS or cls.method in ("lfr", "group_dro", "replay"):
             raise ConfigError(f"compare: method {m!r} is not an online mixture of one run; compare runs fixed "
                               f"mixtures ({', '.join(FIXED)}), {', '.join(PIPELINED)}, lfr and online mixers")
 
@@ -63,12 +64,13 @@ def _final(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if "ppl" in k or k == "eval_loss"}
 
 
-def _run_single(cfg, data, method: str, seed: int, out: Path, curriculum, weights_hint=None, **extra) -> dict:
+def _run_single(cfg, data, method: str, seed: int, out: Path, curriculum, weights_hint=None, steps=None,
+                **extra) -> dict:
     """One run of a one-run method (a fixed mixture, an online mixer, LFR) for the budget; its result."""
     from hf_trainer_ext.reference import model_for_data
     from hf_trainer_ext.trainer import CurriculumTrainer
 
-    steps = cfg.steps if not curriculum.sets_steps else None
+    steps = (steps or cfg.steps) if not curriculum.sets_steps else None
     fingerprint = {"method": method, "data": data_identity(data.meta), "config": curriculum.to_dict(),
                    "compare": _fingerprint(cfg), "seed": seed,
                    "blocks": len(extra["train_dataset"]) if "train_dataset" in extra else None}
@@ -91,6 +93,15 @@ def _run_single(cfg, data, method: str, seed: int, out: Path, curriculum, weight
               "seconds_per_step": out.metrics["train_runtime"] / max(trainer.state.global_step, 1), "final": final,
               "curve": eval_curve(trainer.state.log_history), "weights": weights}
     return run.done(result)
+
+
+def _steps_within_budget(cfg: CompareConfig, config, domains: int) -> int:
+    """Optimizer steps that, with the held-out measurements the method makes (Aioli: 1 + domains x lp_rounds per round
+    of update_steps, each scoring the mixing set forward-only), add up to the budget."""
+    if getattr(config, "method", "") != "aioli":
+        return cfg.steps
+    per_round = (1 + domains * config.lp_rounds) * cfg.mixing_eval_blocks * FORWARD_COST / (cfg.batch_size * _world())
+    return max(1, math.floor(cfg.steps / (1 + per_round / config.update_steps)))
 
 
 def _fingerprint(cfg: CompareConfig) -> dict:
@@ -200,7 +211,10 @@ def run_compare(cfg: CompareConfig, packed: str | Path, out_dir: str | Path) -> 
             elif method in PIPELINED:
                 res = _run_doremi(cfg, data, method, seed, folder)
             else:
-                res = _run_single(cfg, data, method, seed, folder, load_recipe(method), mixing_eval_dataset=mixing_eval)
+                params = {**budget_params(method, cfg.steps, len(data.domain_names)), **cfg.method_params.get(method, {})}
+                config = load_recipe(method, **params)
+                res = _run_single(cfg, data, method, seed, folder, config, mixing_eval_dataset=mixing_eval,
+                                  steps=_steps_within_budget(cfg, config, len(data.domain_names)))
             results.append(res)
         if "lfr" in cfg.methods:
             mixture = _best_mixture([r for r in results if r["seed"] == seed], data.domain_names)
