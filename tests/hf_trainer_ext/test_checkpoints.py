@@ -89,10 +89,71 @@ def test_the_summary_loss_covers_the_whole_run_after_a_resume(tmp_path, lfr):
     ("table.arrow", b"not arrow", r"index table .*table.arrow cannot be read"),
 ])
 def test_a_corrupted_checkpoint_file_is_named(tmp_path, name, content, message, lfr):
+    """The manifest names a changed file first; a checkpoint without one (written by an older version) is still
+    refused by the reader that cannot use the file, which names it."""
     lfr(tmp_path, tmp_path / "run", stop_at=8, save_steps=8)
-    (tmp_path / "run" / "checkpoint-8" / "curriculum" / name).write_bytes(content)
+    ckpt = tmp_path / "run" / "checkpoint-8"
+    (ckpt / "curriculum" / name).write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf"damaged: .*curriculum/{name} has .* bytes, .* when the checkpoint "
+                                              r"was written"):
+        lfr(tmp_path, tmp_path / "run", resume="latest", save_steps=8)
+    marker = json.loads((ckpt / COMPLETE).read_text())
+    (ckpt / COMPLETE).write_text(json.dumps({k: v for k, v in marker.items() if k not in ("files", "digest")}))
     with pytest.raises(CorruptFileError, match=message):
         lfr(tmp_path, tmp_path / "run", resume="latest", save_steps=8)
+
+
+KINDS = ["curriculum/state.json", "curriculum/table.arrow", "curriculum/pending.parquet", "curriculum/events.json",
+         "trainer_state.json", "rng_state.pth", "model.safetensors", "optimizer.pt", "scheduler.pt"]
+
+
+@pytest.fixture(scope="module")
+def stopped_at_6(tmp_path_factory, lfr):
+    """The uninterrupted run's batches and losses, and a run stopped after step 6 (checkpoints 3 and 6)."""
+    root = tmp_path_factory.mktemp("flip")
+    _, full_tap = lfr(root, root / "full")
+    lfr(root, root / "part", stop_at=6)
+    return root, full_tap
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_flipped_bytes_in_any_checkpoint_file_are_refused_by_name_or_skipped_for_a_verified_one(tmp_path, name, caplog,
+                                                                                                 lfr, stopped_at_6):
+    import shutil
+
+    root, full_tap = stopped_at_6
+    shutil.copytree(root / "part", tmp_path / "part")
+    damaged = tmp_path / "part" / "checkpoint-6" / name
+    data = bytearray(damaged.read_bytes())
+    for i in range(16):  # sixteen flipped bytes spread over the file, its size unchanged
+        data[(i * 7919) % len(data)] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=rf"checkpoint-6 is damaged: {name} has xxh3_128 [0-9a-f]{{32}}, "
+                                              r"[0-9a-f]{32} when the checkpoint was written.*resume from .*checkpoint-3"):
+        lfr(root, tmp_path / "part", resume=str(tmp_path / "part" / "checkpoint-6"))
+    with caplog.at_level(logging.WARNING):
+        rest, rest_tap = lfr(root, tmp_path / "part", resume="latest")
+    assert f"skipping {tmp_path / 'part' / 'checkpoint-6'}: damaged: {name}" in caplog.text
+    assert "resuming from" in caplog.text and "checkpoint-3" in caplog.text
+    # resumed from checkpoint-3: the run from there is the uninterrupted one's
+    assert rest_tap.batches == full_tap.batches[2 * 3:]
+    np.testing.assert_allclose(rest_tap.losses, full_tap.losses[2 * 3:], rtol=0, atol=1e-6)
+
+
+def test_manifest_verification_costs_little_next_to_the_save(tmp_path, lfr):
+    """The marker lists every file with its size and digest; verifying them reads each once (xxh3, ~20 GB/s)."""
+    import time
+
+    from curricula.run_layout import checkpoint_problems
+
+    lfr(tmp_path, tmp_path / "run", stop_at=3)
+    ckpt = tmp_path / "run" / "checkpoint-3"
+    marker = json.loads((ckpt / COMPLETE).read_text())
+    on_disk = sorted(str(p.relative_to(ckpt)) for p in ckpt.rglob("*") if p.is_file() and p.name != COMPLETE)
+    assert marker["digest"] == "xxh3_128" and sorted(marker["files"]) == on_disk
+    t = time.process_time()
+    assert checkpoint_problems(ckpt, curriculum=True) == []
+    assert time.process_time() - t < 5.0  # generous: a few MB of files
 
 
 def test_a_full_disk_names_the_path_and_the_free_space(tmp_path, monkeypatch, lfr):
