@@ -118,10 +118,10 @@ def test_check_same_run_refuses_another_runs_checkpoint(tmp_path, single_process
 
 
 def _trainer(curriculum=None, config=None, seed=7):
-    """What ``RunFolder.write_record`` reads from a trainer."""
+    """What ``RunFolder.write_record`` reads from a trainer (no training data to record)."""
     return SimpleNamespace(curriculum=curriculum, curriculum_config=config, args=SimpleNamespace(seed=seed),
                            domain_names=["easy", "hard"], tokenizer_identity={"name": "synthetic"}, lineage=[],
-                           loss_type_note=None)
+                           loss_type_note=None, train_dataset=None)
 
 
 def test_write_record_keeps_run_id_and_created_across_resumes(tmp_path, single_process, tiny_lfr):
