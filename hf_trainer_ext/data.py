@@ -31,9 +31,10 @@ class CurriculumDataError(CurriculaError):
     """Training data a curriculum cannot use; the message says how to fix it."""
 
 
-def check_block_dataset(ds, what: str = "a curriculum") -> None:
+def check_block_dataset(ds, what: str = "a curriculum", fixed_length: bool = True) -> None:
     """What a curriculum needs: a map-style dataset of fixed-length blocks with dense integer block ids in row order
-    and integer domain ids. Each failure names the fix (``curricula pack`` or ``pack_dataset`` for text)."""
+    and integer domain ids. Each failure names the fix (``curricula pack`` or ``pack_dataset`` for text).
+    ``fixed_length=False``: rows of any length (TRL's SFT examples, padded by its collator; ``hf_trainer_ext.trl``)."""
     if ds is not None and not hasattr(ds, "__len__"):
         raise CurriculumDataError(
             f"a curriculum orders the blocks of a map-style dataset, got a streaming {type(ds).__name__} (no length, no "
@@ -64,7 +65,8 @@ def check_block_dataset(ds, what: str = "a curriculum") -> None:
             "dataset = dataset.class_encode_column('domain_id') (the names then come from its ClassLabel), or pack "
             "with curricula.data.pack.pack_dataset(..., domain_column=...)"
         )
-    _check_fixed_length(ds)
+    if fixed_length:
+        _check_fixed_length(ds)
     n = len(ds)
     ids = np.asarray(ds.with_format("numpy")["block_id"])
     if n and (ids[0] != 0 or np.any(np.diff(ids) != 1)):
@@ -155,8 +157,9 @@ class BlockCollator:
             ids, block_id, domain_id, pad = r.input_ids, r.block_id.astype(np.int64), r.domain_id.astype(np.int64), r.is_pad
             extra = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in r.extra.items()}
             inputs = r.inputs
-        else:  # a list of rows (e.g. an evaluation dataset)
-            ids = np.stack([np.asarray(f["input_ids"]) for f in features])
+        else:  # a list of rows (e.g. an evaluation dataset; of different lengths when the user's collator pads)
+            ids = [np.asarray(f["input_ids"]) for f in features]
+            ids = ids if self.inner is not None else np.stack(ids)
             block_id = np.array([f.get("block_id", -1) for f in features], dtype=np.int64)
             domain_id = np.array([f.get("domain_id", -1) for f in features], dtype=np.int64)
             pad = np.array([bool(f.get("is_pad", False)) for f in features])
@@ -294,11 +297,26 @@ class BlockData:
         return int(self.domain_ids.max()) + 1 if self.domain_ids is not None and len(self.domain_ids) else 0
 
 
+def init_with_block_data(trainer, base_init: Callable, positional: tuple, trainer_kwargs: dict, **prepare) -> BlockData:
+    """``CurriculumMixin.__init__``'s data and base-class ``__init__``, in the order the base class needs: a Trainer
+    gets the block data (``prepare_block_data``) as its training data and collator; TRL's ``SFTTrainer``, which
+    prepares its own dataset (tokenizes, builds ``labels``), prepares it first (``hf_trainer_ext.trl``)."""
+    from hf_trainer_ext.trl import init_sft, is_sft_trainer
+
+    if is_sft_trainer(type(trainer)):
+        return init_sft(trainer, base_init, positional, trainer_kwargs, **prepare)
+    model, args, data_collator, train_dataset, *rest = positional
+    data = prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs, **prepare)
+    base_init(model, args, data.collator, data.dataset, *rest, **trainer_kwargs)
+    return data
+
+
 def prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs: dict, *, packed=None,
-                       domain_names=None, tokenizer_identity=None, config=None) -> BlockData:
+                       domain_names=None, tokenizer_identity=None, config=None, fixed_length: bool = True) -> BlockData:
     """The trainer's training data: packed in the trainer if ``args.packing`` (TRL-style; the evaluation data in
     ``trainer_kwargs`` too), taken from a ``PackedData``, checked for what the method needs, and wrapped so the block
-    columns ride along with the model inputs through any collator."""
+    columns ride along with the model inputs through any collator. ``fixed_length=False``: rows of any length, for a
+    collator that pads them (SFTTrainer's)."""
     if config is not None and is_stream(train_dataset):  # a streamed corpus: packed on the fly, drawn by domain
         return stream_block_data(model, args, train_dataset, trainer_kwargs, domain_names, tokenizer_identity, config)
     if getattr(args, "packing", False):  # text or tokenized documents in, dense domain-pure blocks out
@@ -314,7 +332,7 @@ def prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs
     if tokenizer_identity is None:  # pack_dataset records the tokenizer it packed with
         tokenizer_identity = packed_tokenizer(train_dataset)
     if config is not None:  # before anything else: the message says how to get block columns
-        check_block_dataset(train_dataset, what=f"method {config.method!r}")
+        check_block_dataset(train_dataset, what=f"method {config.method!r}", fixed_length=fixed_length)
     has_blocks = train_dataset is not None and all(c in (getattr(train_dataset, "column_names", None) or ())
                                                    for c in BLOCK_COLUMNS)
     block_logging = bool(getattr(args, "log_block_losses", True) and has_blocks)
@@ -322,7 +340,9 @@ def prepare_block_data(model, args, train_dataset, data_collator, trainer_kwargs
     if block_logging:
         domain_ids = np.asarray(train_dataset.with_format("numpy")["domain_id"])
         domain_names = class_label_names(train_dataset) if domain_names is None else domain_names
-        train_dataset = BlockDataset(train_dataset, inputs=model_inputs(model), checked=config is not None)
+        if config is None:
+            check_block_dataset(train_dataset, fixed_length=fixed_length)
+        train_dataset = BlockDataset(train_dataset, inputs=model_inputs(model), checked=True)
         if data_collator is not None and not isinstance(data_collator, BlockCollator):
             check_collator(data_collator, train_dataset)
             data_collator = BlockCollator(data_collator)

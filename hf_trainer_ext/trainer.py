@@ -34,7 +34,7 @@ from hf_trainer_ext.boundary import BackgroundWriter, PhaseBoundary, ReportLog
 from hf_trainer_ext.callbacks import CurriculumCallback
 from hf_trainer_ext.checkpoints import CheckpointIO
 from hf_trainer_ext.compat import TrainerCompat, running_loss_sum
-from hf_trainer_ext.data import fix_loss_type, prepare_block_data
+from hf_trainer_ext.data import fix_loss_type, init_with_block_data
 from hf_trainer_ext.divergence import DivergenceMonitor
 from hf_trainer_ext.domain_probe import DomainLossProbe
 from hf_trainer_ext.hub import protect_hub_token, write_trainer_card
@@ -45,6 +45,7 @@ from hf_trainer_ext.run_folder import RunFolder
 from hf_trainer_ext.sampler import CurriculumSampler
 from hf_trainer_ext.schedulers import install_schedule
 from hf_trainer_ext.task_eval import TaskEvaluator
+from hf_trainer_ext.trl import check_trainer_class
 from hf_trainer_ext.watchdog import WatchdogCallback
 
 logger = logging.getLogger(__name__)
@@ -63,13 +64,12 @@ class CurriculumMixin(TrainerCompat):
                  curriculum: MethodConfig | None = None, packed=None, reference_losses=None, reference_model=None,
                  tokenizer_identity: dict | None = None, lineage: list[dict] | None = None, mixing_eval_dataset=None,
                  live_reference: bool | None = None, **kw):
-        config = method_config_of(args, curriculum)
-        data = prepare_block_data(model, args, train_dataset, data_collator, kw, packed=packed,
-                                  domain_names=domain_names, tokenizer_identity=tokenizer_identity, config=config)
-        self.block_logging, self.loss_type_note = data.block_logging, fix_loss_type(model)
+        config, self.loss_type_note = method_config_of(args, curriculum), fix_loss_type(model)
         protect_hub_token(args)  # Trainer pickles args into the training_args.bin that push_to_hub() uploads
-        super().__init__(model, args, data.collator, data.dataset, *a, **kw)
-        self.domain_names, self.lineage = data.domain_names, list(lineage or [])
+        data = init_with_block_data(self, super().__init__, (model, args, data_collator, train_dataset, *a), kw,
+                                    packed=packed, domain_names=domain_names, tokenizer_identity=tokenizer_identity,
+                                    config=config)  # the base class's __init__ runs in there (SFTTrainer: its data first)
+        self.block_logging, self.domain_names, self.lineage = data.block_logging, data.domain_names, list(lineage or [])
         self.tokenizer_identity, self.curriculum_config = data.tokenizer_identity, config
         self.curriculum: Curriculum | None = config.build(
             DataInfo(data.domain_ids, self.domain_names, tokenizer=self.tokenizer_identity),
@@ -314,5 +314,6 @@ def with_curriculum(trainer_class: type) -> type:
         raise ConfigError(f"with_curriculum takes a transformers.Trainer subclass, got {trainer_class!r}")
     if issubclass(trainer_class, CurriculumMixin):
         return trainer_class
+    check_trainer_class(trainer_class)  # of TRL's trainers, SFTTrainer (hf_trainer_ext/trl.py)
     return type(f"Curriculum{trainer_class.__name__}", (CurriculumMixin, trainer_class),
                 {"__module__": trainer_class.__module__, "__doc__": f"{trainer_class.__name__} with a curriculum."})
