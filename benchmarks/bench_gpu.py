@@ -4,7 +4,7 @@
     python benchmarks/bench_gpu.py --dry-run       # tiny model, 64-token blocks, a few steps on CPU in fp32 (~30 s)
     benchmarks/gpu_check.sh [ARGS]                 # the prepared check: venv, nvidia-smi, timeout, runs/gpu_check.log
 
-Never in CI (CI has no GPU); ``tests/test_gpu_check.py`` runs the ``--dry-run`` path on CPU. Record the GPU numbers
+Never in CI (CI has no GPU); ``tests/integration/test_gpu_check.py`` runs the ``--dry-run`` path on CPU. Record the GPU numbers
 in docs/results.md with the date and the device: the script ends with a markdown table ready to paste.
 
 Runs, each on a freshly initialised GPT-2 (same seed; n_layer 12, n_embd 768, n_head 12, vocab 50257 = 124 M

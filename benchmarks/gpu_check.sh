@@ -4,7 +4,7 @@
 # table for docs/results.md. About 5 minutes on an H200 at the defaults; killed after 480 s.
 #
 #   benchmarks/gpu_check.sh                 # on a CUDA machine
-#   benchmarks/gpu_check.sh --dry-run       # tiny model on CPU in fp32, under a minute (tests/test_gpu_check.py)
+#   benchmarks/gpu_check.sh --dry-run       # tiny model on CPU in fp32, under a minute (tests/integration/test_gpu_check.py)
 #   benchmarks/gpu_check.sh --repeats 2     # any bench_gpu.py option passes through (--help lists them)
 #
 # Interpreter: $CURRICULA_GPU_CHECK_PYTHON when set (e.g. a machine's own python3 that already has torch,

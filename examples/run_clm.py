@@ -1,7 +1,7 @@
 """A causal-LM training script in the style of transformers' examples/pytorch/language-modeling/run_clm.py:
 tokenize, group the texts into blocks, train with Trainer and default_data_collator, arguments from
 HfArgumentParser. The README's drop-in section shows the lines that turn it into a curriculum run
-(tests/test_drop_in.py applies them and trains all three versions).
+(tests/integration/test_drop_in.py applies them and trains all three versions).
 
     python examples/run_clm.py --train_file docs.jsonl --tokenizer_name TOKENIZER_DIR --output_dir runs/clm
 """

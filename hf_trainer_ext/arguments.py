@@ -166,8 +166,8 @@ def check_launch(args: TrainingArguments) -> None:
         raise LaunchError(
             f"the launcher started {env_world} processes (WORLD_SIZE={env_world}) but this one trains alone: each "
             "process would run its own full training into the same output_dir. On a machine without GPUs pass "
-            "--use_cpu true (e.g. accelerate launch --multi_gpu --num_processes 2 ... --use_cpu true), or launch with "
-            "torchrun --nproc_per_node N"
+            "--use_cpu true, whatever the launcher (accelerate launch --multi_gpu --num_processes 2 ... --use_cpu true, "
+            "or torchrun --nproc_per_node 2 ... --use_cpu true)"
         )
     fsdp_env = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true", "yes")
     if (args.fsdp or fsdp_env) and args.world_size > 1 and cpu_process_group():
@@ -183,7 +183,7 @@ def check_launch(args: TrainingArguments) -> None:
         raise LaunchError(
             "accelerate launch was asked for several processes but started one (without --multi_gpu its multi-CPU "
             "path needs MPI): use accelerate launch --multi_gpu --num_processes N --use_cpu true ..., or torchrun "
-            "--nproc_per_node N"
+            "--nproc_per_node N ... --use_cpu true"
         )
 
 

@@ -112,9 +112,12 @@ class PhaseBoundary:
                                   float(finite.mean()) if finite.size else float("nan"))
         nxt = index + 1 if index + 1 < len(cur.epoch_steps()) else None
         shared_state = cur.node_shared()
-        shared = self.node_file(nxt) if shared_state is not None else None
+        sharing = shared_state is not None and self.accelerator.num_processes > 1 and self.share_node_state
+        shared = self.node_file(nxt) if sharing else None
         report = Report()
-        if shared is None or self.accelerator.is_local_main_process:  # with a shared state: one process per node
+        # with a shared state one process per node decides; after the last epoch the others have nothing to follow
+        # (they never save), so they do not build the state at all: one copy per node up to the end
+        if not sharing or self.accelerator.is_local_main_process:
             report.merge(cur.end_epoch(records))
             if nxt is not None:
                 report.merge(cur.start_epoch(nxt))

@@ -205,7 +205,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--seeds", nargs="+", type=int, default=d.seeds, help="one run of every method per seed")
     cp.add_argument("--steps", type=int, default=d.steps, help="total compute per method, in optimizer steps")
     cp.add_argument("--batch-size", type=int, default=d.batch_size, help="blocks per device per step")
-    cp.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    cp.add_argument("--learning-rate", type=float, default=d.learning_rate,
+                    help="peak learning rate of every run (warmup, then cosine decay)")
     cp.add_argument("--model", default="2,128,4", help="the GPT-2 trained: n_layer,n_embd,n_head (e.g. 12,768,12 on a GPU)")
     cp.add_argument("--eval-blocks", type=int, default=d.eval_blocks, help="held-out blocks scored for the report")
     cp.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between held-out evaluations")

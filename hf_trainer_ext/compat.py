@@ -3,7 +3,7 @@
 ``CurriculumTrainer`` inherits ``TrainerCompat`` before ``Trainer``. Each override delegates to a public method of
 the trainer (``curriculum_sampler``, ``resume_position``, ``save_curriculum_checkpoint``, ``finish_checkpoint``), so
 what the curriculum does is written once, in ``trainer.py``, and what depends on Trainer's internals is here.
-``tests/test_compat.py`` fails when a transformers release changes what these rely on (names, signatures, the order of
+``tests/hf_trainer_ext/test_compat.py`` fails when a transformers release changes what these rely on (names, signatures, the order of
 ``set_initial_training_values``' tuple, where ``_save_checkpoint`` rotates). Checked against transformers 5.25.
 """
 
@@ -25,7 +25,7 @@ NUM_TRAIN_EPOCHS, NUM_TRAIN_SAMPLES, TOTAL_TRAIN_BATCH_SIZE, MAX_STEPS = 0, 3, 4
 def running_loss_sum(trainer) -> float:
     """The training loss summed over the steps of this ``train()`` call so far: Trainer keeps it in
     ``_total_loss_scalar`` (drained at logging steps) plus ``_tr_loss`` (on device since the last logging step).
-    Called only while training (checkpoints), when Trainer has both; ``tests/test_compat.py`` pins them."""
+    Called only while training (checkpoints), when Trainer has both; ``tests/hf_trainer_ext/test_compat.py`` pins them."""
     return float(trainer._total_loss_scalar) + float(trainer._tr_loss.item())
 
 

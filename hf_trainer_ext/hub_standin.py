@@ -16,7 +16,7 @@ Routes served (everything else: 404, recorded in ``unhandled``):
 Trainer's own push (transformers 5.x: ``init_hf_repo`` -> ``create_repo``; ``push_to_hub`` and
 ``_push_from_checkpoint`` -> ``upload_folder``, also with ``path_in_repo`` and ``run_as_future=True``) uses only these
 routes, through ``transformers.utils.hub.hf_api()``, a cached ``HfApi`` that tests replace with one bound to
-``endpoint`` (see tests/test_hub_push.py ``trainer_hub``). ``curricula hub-standin`` serves one for a local try of
+``endpoint`` (see tests/hf_trainer_ext/test_hub.py ``trainer_hub``). ``curricula hub-standin`` serves one for a local try of
 ``curricula push --endpoint``.
 
 Requests are logged in ``requests`` (method, path, headers WITHOUT Authorization); Authorization headers are kept

@@ -564,11 +564,16 @@ def pack_dataset(
         names = domain_names
         if names is None and domain_column is not None:
             names = _dict_domain_names(ds, domain_column)
-        return DatasetDict({split: pack_dataset(part, tokenizer=tokenizer, block_size=block_size,
-                                                text_column=text_column, domain_column=domain_column,
-                                                input_ids_column=input_ids_column, domain_names=names,
-                                                num_proc=num_proc, num_threads=num_threads)
-                            for split, part in ds.items()})
+        packed = {}
+        for split, part in ds.items():
+            try:
+                packed[split] = pack_dataset(part, tokenizer=tokenizer, block_size=block_size,
+                                             text_column=text_column, domain_column=domain_column,
+                                             input_ids_column=input_ids_column, domain_names=names,
+                                             num_proc=num_proc, num_threads=num_threads)
+            except PackError as e:  # say which split: the same message fits every split of the dict
+                raise PackError(f"split {split!r}: {e}") from None
+        return DatasetDict(packed)
     if not isinstance(ds, Dataset):
         raise PackError(f"pack_dataset needs a datasets.Dataset, got {type(ds).__name__}")
     if block_size is None:

@@ -26,7 +26,7 @@ a domain that just received an extra slot carries a negative residual, and ``flo
 ``floor(q_d) - 1`` slots, or -1. With weights (0.05, 0.05, 0.9) and batch size 1 it yields counts (1, -1, 1) at batch
 index 51. Choosing the extras among the fractional domains keeps every count in {floor, ceil} by construction; the
 bound ``|r_d| < 1`` is not proven here, but held in randomized checks of 35,000 weight vectors (2 to 40 domains,
-batch sizes 1 to 512, 1,500 batches each; worst |r_d| 0.99999997), and ``tests/test_mixing.py`` checks it on 61.
+batch sizes 1 to 512, 1,500 batches each; worst |r_d| 0.99999997), and ``tests/curricula/mixing/test_mixer.py`` checks it on 61.
 
 *Exact arithmetic.* The quotas are computed once as integers in units of 2^-40 of a block (normalised by the exact sum
 of the given weights, rounded by largest remainder so they add up to ``batch_size`` exactly; a positive weight smaller

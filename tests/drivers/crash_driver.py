@@ -41,7 +41,7 @@ TARGETS = {
     "rng_state": (Trainer, "_save_rng_state"),
     "curriculum_state": (checkpoints_mod, "atomic_dir"),
     "marker": (checkpoints_mod.CheckpointIO, "mark_complete"),
-    "rotation": (trainer_mod, "rotate_checkpoints"),
+    "rotation": (checkpoints_mod, "rotate_checkpoints"),
     "epoch_log": (boundary_mod, "write_epoch_log"),
     "atomic_write": (layout, "atomic_write"),
     "atomic_write_mid": (layout, "atomic_write"),

@@ -1,6 +1,7 @@
 """Run by tests/integration/test_distributed.py and test_scale_out.py under `torchrun --nproc_per_node 2`: LFR on 2 CPU processes (gloo).
 
-Each rank writes what it trained (block ids per optimizer step) and its index table after every phase boundary.
+Each rank writes what it trained (block ids per optimizer step) and, after every phase boundary, its eligible set and
+which index-table columns it holds (the node's deciding process alone holds the losses).
 """
 
 import json
@@ -41,8 +42,11 @@ finish = tr.finish_epoch
 
 def finish_and_record():
     finish()
-    tables.append(tr.curriculum.table.eligible_ids().tolist() + [float(x) for x in tr.curriculum.table.loss])
-    mapped.append(not tr.curriculum.table._c["loss"].flags.writeable)  # the node's shared, memory-mapped copy
+    table = tr.curriculum.table
+    built = sorted(dict.keys(table._c))  # the columns this process holds (a lazy column is built on first read)
+    tables.append({"eligible": table.eligible_ids().tolist(), "built": built,
+                   "loss": [float(x) for x in table._c["loss"]] if "loss" in built else None})
+    mapped.append(bool(dict.get(table._c, "loss") is None))  # a follower never builds the loss column
 
 
 tr.finish_epoch = finish_and_record

@@ -77,8 +77,10 @@ def test_text_domain_ids_and_variable_length_rows_and_streams_are_refused_with_t
                                          "input_ids": [[1, 2, 3], [4, 5], [6]]})
     with pytest.raises(CurriculumDataError, match=r"rows have different lengths \(1 to 3 tokens\).*pack_dataset"):
         CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, curriculum="lfr"), train_dataset=ragged)
-    stream = ds.to_iterable_dataset()
-    with pytest.raises(CurriculumDataError, match=r"got a streaming IterableDataset .*curricula pack"):
+    stream = ds.cast_column("domain_id", datasets.ClassLabel(names=["a", "b", "c"])).to_iterable_dataset()
+    # a stream has no block ids: a method that ranks blocks (LFR) is refused by name, with the fix
+    with pytest.raises(CurriculaError, match=r"method 'lfr' needs every block's loss, which a streamed corpus does "
+                                             r"not have.*pack it first"):
         CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path, curriculum="lfr"), train_dataset=stream)
 
 
@@ -97,3 +99,19 @@ def test_packing_option_packs_a_text_dataset_in_the_trainer(clm_corpus, tmp_path
     with pytest.raises(CurriculaError, match="packing needs a tokenizer"):
         CurriculumTrainer(model=tiny_gpt2(), args=targs(tmp_path / "b", curriculum="lfr", packing=True,
                                                         packing_block_size=64), train_dataset=raw)
+
+
+def test_packing_keeps_the_rows_block_size_and_says_what_it_did(tmp_path, targs, caplog):
+    """Token rows already cut to a block size (run_clm's group_texts) keep it: 64-token rows are not re-packed into
+    the model's 128-token context, and the log says what was done and why."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    rng = np.random.default_rng(0)
+    rows = datasets.Dataset.from_dict({"input_ids": rng.integers(0, 128, (60, 64)).tolist(),
+                                       "domain": np.repeat(["code", "legal", "prose"], 20).tolist()})
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=128, n_positions=128))
+    args = targs(tmp_path, curriculum="lfr", packing=True, domain_column="domain")
+    with caplog.at_level("WARNING", logger="hf_trainer_ext.data"):
+        tr = CurriculumTrainer(model=model, args=args, train_dataset=rows)
+    assert tr.domain_names == ["code", "legal", "prose"]
+    assert "packing: 60 token rows into 60 domain-pure blocks of 64 tokens (the rows' own length)" in caplog.text

@@ -354,12 +354,25 @@ def test_cli_push_failure_is_one_line_without_traceback(run_dir, online, monkeyp
     monkeypatch.setenv("HF_TOKEN", token)
     import argparse
 
-    args = argparse.Namespace(func=cmd_push, run_dir=str(run_dir), repo_id="me/x", token=None, private=False,
-                              license="apache-2.0", include_checkpoints=False)
+    args = argparse.Namespace(func=cmd_push, run_dir=str(run_dir), repo_id="me/x", token=None, endpoint=None,
+                              private=False, license="apache-2.0", include_checkpoints=False)
     assert run_command(args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"curricula: error: cannot reach the Hub at {endpoint}") and "Traceback" not in err
     assert token not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_push_with_endpoint_reaches_the_hub_named(run_dir, hub, online, capsys):
+    """``curricula push RUN --endpoint URL``: the runnable local example of the README, against the stand-in that
+    ``curricula hub-standin`` serves (the same class); the run's model, card and curriculum log arrive."""
+    from hf_trainer_ext.cli import main
+
+    assert main(["push", str(run_dir), "--repo-id", "me/tiny-lfr", "--token", "local", "--endpoint", hub.endpoint]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"pushed {run_dir} to me/tiny-lfr: {hub.endpoint}/me/tiny-lfr/commit/")
+    files = hub.state.repos["me/tiny-lfr"]["files"]
+    assert {"README.md", "config.json", "model.safetensors", "curriculum/plan.json"} <= set(files)
+    assert not any(p.startswith("checkpoint-") for p in files)  # checkpoints only with --include-checkpoints
 
 
 # ---- Trainer's own push path: CurriculumTrainer(push_to_hub=True, hub_strategy=...) ---------------------------------

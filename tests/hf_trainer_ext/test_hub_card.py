@@ -128,6 +128,8 @@ def test_the_card_keeps_what_trainers_card_has(trained):
     for key, value in theirs.items():
         if key == "tags":
             assert set(value) <= set(meta["tags"]) and meta["tags"][:2] == ["curricula", "lfr"]
+        elif key == "metrics":  # ours adds perplexity: the per-domain held-out result below
+            assert meta["metrics"] == value + ["perplexity"]
         elif key == "model-index":
             assert meta["model-index"][0]["name"] == value[0]["name"] == "tiny-four"
             # Trainer adds {config: null, split: "None"} for an in-memory eval dataset (no builder): not kept
@@ -137,7 +139,7 @@ def test_the_card_keeps_what_trainers_card_has(trained):
         else:
             assert meta[key] == value, key
     assert meta["language"] == ["en"] and meta["license"] == "mit" and meta["base_model"] == "openai-community/gpt2"
-    assert meta["datasets"] == ["curricula/sample"] and meta["metrics"] == ["accuracy"]
+    assert meta["datasets"] == ["curricula/sample"] and meta["metrics"] == ["accuracy", "perplexity"]
     result = meta["model-index"][0]["results"][0]
     final = [h for h in trained.state.log_history if "eval_loss" in h][-1]
     assert result["task"] == {"name": "Causal Language Modeling", "type": "text-generation"}
@@ -190,11 +192,19 @@ def test_the_card_says_how_the_loss_counts_tokens(trained):
 
 def test_defaults_as_trainers_card(trained):
     """No keywords: Trainer's defaults (the task from the model class, the model name from output_dir, the
-    generated_from_trainer tag; no dataset, so no model-index result, as in Trainer's card); license apache-2.0."""
+    generated_from_trainer tag; no dataset, so no dataset-tagged result, as in Trainer's card); license apache-2.0.
+    The model-index still holds the trainer's own held-out perplexity per domain (the Hub shows it)."""
     card = write_trainer_card(trained).read_text()
     meta = _front(card)
     assert meta["tags"] == ["curricula", "lfr", "generated_from_trainer"] and meta["license"] == "apache-2.0"
-    assert "datasets" not in meta and "base_model" not in meta and "model-index" not in meta
+    assert "datasets" not in meta and "base_model" not in meta
+    [result] = meta["model-index"][0]["results"]
+    assert result["dataset"] == {"name": "training data, held-out blocks per domain",
+                                 "type": "curricula/per-domain-validation"}
+    names = [m["name"] for m in result["metrics"]]
+    assert names[:2] == ["perplexity, average over domains", "perplexity, worst domain"] and len(names) == 2 + 3
+    final = [h for h in trained.state.log_history if "eval_ppl_avg" in h][-1]
+    assert result["metrics"][0]["value"] == pytest.approx(final["eval_ppl_avg"])
     assert "trained from scratch on an unknown dataset. Task: `text-generation`." in card
     assert "# run\n" in card and "- Accuracy: " in card
     sec = _sections(card)

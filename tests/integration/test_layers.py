@@ -61,3 +61,22 @@ def test_core_imports_no_torch_or_transformers():
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_the_trainer_mixin_stays_small_and_never_asks_what_a_curriculum_is():
+    """The driver is thin: ``CurriculumMixin`` is at most 250 lines (its components have their own modules), and no
+    glue module asks a curriculum what it is (``hasattr``, or ``isinstance`` against a method class): every hook has a
+    default, and a capability is asked for by a hook (``node_shared()``)."""
+    tree = ast.parse((ROOT / "hf_trainer_ext" / "trainer.py").read_text())
+    [mixin] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "CurriculumMixin"]
+    assert mixin.end_lineno - mixin.lineno + 1 <= 250
+    asks = []
+    for p in sorted((ROOT / "hf_trainer_ext").rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("hasattr", "isinstance") and node.args:
+                target, kind = ast.unparse(node.args[0]), ast.unparse(node.args[1]) if len(node.args) > 1 else ""
+                about_a_method = node.func.id == "hasattr" or kind.endswith(("Curriculum", "Mixture"))
+                if about_a_method and (target in ("cur", "curriculum") or target.endswith(".curriculum")):
+                    asks.append(f"{p.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not asks, "\n".join(asks)

@@ -120,7 +120,7 @@ def test_integer_and_classlabel_domain_columns():
     (lambda: Dataset.from_dict({"text": ["a b c " * 100, "x"], "d": ["big", "tiny"]}),
      dict(tokenizer="gpt2", domain_column="d"), r"domain 'tiny' has 2 tokens in the dataset, fewer than block_size=64"),
     (lambda: DatasetDict({"train": Dataset.from_dict({"text": ["a"]})}), dict(tokenizer="gpt2"),
-     r"packs one split; got a DatasetDict"),
+     r"split 'train': the dataset has 2 tokens, fewer than one block"),
     (lambda: Dataset.from_dict({"text": ["a b c " * 100]}), dict(tokenizer=object()), r"tokenizer object lacks"),
 ])
 def test_errors_say_what_is_wrong_and_how_to_fix_it(make, kwargs, message):
