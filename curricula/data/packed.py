@@ -49,10 +49,10 @@ class PackedData:
     def has(self, split: str) -> bool:
         return split in self.meta["splits"]
 
-    def domain_tokens(self, split: str = "train") -> np.ndarray:
-        """Tokens per domain in the split (domain-name order), as packed."""
+    def domain_blocks(self, split: str = "train") -> np.ndarray:
+        """Blocks per domain in the split (domain-name order), as packed (after any per-domain cap)."""
         doms = self.meta["splits"][split]["domains"]
-        return np.array([doms[n]["tokens"] for n in self.domain_names], dtype=np.float64)
+        return np.array([doms[n]["blocks"] for n in self.domain_names], dtype=np.float64)
 
     @cached_property
     def train(self):

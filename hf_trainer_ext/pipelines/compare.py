@@ -25,6 +25,7 @@ import numpy as np
 
 from curricula.data.packed import PackedData, per_domain_subset
 from curricula.errors import ConfigError
+from curricula.mixing.weights import resolve_weights
 from hf_trainer_ext.pipelines.runs import PipelineRun, data_identity, eval_curve
 
 from hf_trainer_ext.pipelines.compare_config import (DEFAULT_METHODS, FIXED, FORWARD_COST, PIPELINED,  # noqa: F401
@@ -229,10 +230,8 @@ def run_compare(cfg: CompareConfig, packed: str | Path, out_dir: str | Path) -> 
 
 
 def _fixed_weights(method: str, data: PackedData) -> list[float]:
-    if method == "uniform":
-        return [1 / len(data.domain_names)] * len(data.domain_names)
-    t = data.domain_tokens("train")
-    return (t / t.sum()).tolist()
+    """The weights a fixed mixture's run samples with (``resolve_weights`` over the packed blocks, as the run does)."""
+    return resolve_weights(method, data.domain_names, data.domain_blocks("train")).tolist()
 
 
 def _best_mixture(results: list[dict], names: list[str]) -> dict:

@@ -23,6 +23,11 @@ from common import (EVAL_BLOCKS, EVAL_EVERY, MODEL, RUNS, TRAINING, eval_history
                     setup, write_result)
 
 
+def natural_token_shares(meta: dict) -> list[float]:
+    tokens = [meta["splits"]["train"]["domains"][n]["tokens"] for n in meta["domain_names"]]
+    return [t / sum(tokens) for t in tokens]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
@@ -54,7 +59,8 @@ def main() -> None:
     train = load_blocks(data, "train")
     evaluation = per_domain_subset(load_blocks(data, "validation"), EVAL_BLOCKS)
     weights = {"uniform": baseline_weights("uniform", meta).tolist(),
-               "token_proportional": baseline_weights("token_proportional", meta).tolist(),
+               # the source's natural token shares (before any per-domain cap), as these experiments ran
+               "token_proportional": natural_token_shares(meta),
                "doremi": doremi["final_weights"]}
     mains = {}
     for name, w in weights.items():

@@ -17,7 +17,7 @@ import numpy as np
 from curricula.errors import ConfigError
 from curricula.methods.doremi.update import GroupDROOptions
 from curricula.methods.registry import register_pipeline
-from curricula.mixing.mixer import check_weights
+from curricula.mixing.weights import resolve_weights
 
 MODES = ("proxy", "online")
 
@@ -77,11 +77,9 @@ class DoReMiRecipe:
 
 
 def baseline_weights(spec, meta: dict) -> np.ndarray:
-    """Round 0's weights: uniform, token-proportional (by the packed data's training tokens) or a list."""
+    """Round 0's weights: uniform, token-proportional or a list. Token-proportional means by the training blocks as
+    packed (every block holds block_size tokens), as a mixture's sampler resolves it: a corpus capped per domain
+    (``--max-blocks-per-domain``) has the capped shares, not the source's."""
     names = meta["domain_names"]
-    if spec == "uniform":
-        return np.full(len(names), 1.0 / len(names))
-    if spec == "token_proportional":
-        tokens = np.array([meta["splits"]["train"]["domains"][n]["tokens"] for n in names], dtype=np.float64)
-        return tokens / tokens.sum()
-    return check_weights(np.asarray(spec, dtype=np.float64), names)
+    blocks = np.array([meta["splits"]["train"]["domains"][n]["blocks"] for n in names], dtype=np.float64)
+    return resolve_weights(spec, names, blocks, what="baseline_weights")
