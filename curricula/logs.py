@@ -112,15 +112,17 @@ class StepLog:
             return
         from curricula.run_layout import write_parquet
 
+        kept = []
         for path in self.chunks():
-            first = int(path.stem.split("-")[1])
-            if first > start_step:
+            if int(path.stem.split("-")[1]) > start_step:
                 path.unlink()
-                continue
-            table = self._read(path)
+            else:
+                kept.append(path)
+        if kept:  # chunks hold increasing steps: only the last one kept can reach past start_step (O(1) at 1 M steps)
+            table = self._read(kept[-1])
             if table.num_rows and int(table.column("step")[-1].as_py()) > start_step:
                 keep = np.asarray(table.column("step")) <= start_step
-                write_parquet(path, table.filter(pa.array(keep)))
+                write_parquet(kept[-1], table.filter(pa.array(keep)))
 
     def append(self, step: int, row: np.ndarray) -> None:
         if self.directory is None:
