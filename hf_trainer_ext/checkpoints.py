@@ -32,11 +32,12 @@ class CheckpointIO:
     ``restore`` are collective where they gather; the main process writes)."""
 
     def __init__(self, curriculum: Curriculum | None, recorder, accelerator, args, reports: ReportLog,
-                 writer: BackgroundWriter, run_id, stream=None):
+                 writer: BackgroundWriter, run_id, stream=None, probe=None):
         self.curriculum, self.recorder, self.accelerator = curriculum, recorder, accelerator
         self.should_save, self.output_dir = args.should_save, Path(args.output_dir)
         self.reports, self.writer, self.run_id = reports, writer, run_id
         self.stream = stream  # streamed training data: its position is part of the checkpoint
+        self.probe = probe  # held-out measurements (eval_stats): the blocks they scored count toward the run's compute
         self.resumed_marker: dict | None = None  # the marker of the checkpoint this train() resumed from
         self._written_for: str | None = None
 
@@ -61,12 +62,13 @@ class CheckpointIO:
     def mark_complete(self, checkpoint: str | Path, step: int, loss_sum_this_call: float) -> None:
         """The marker written last (every process's files are on disk: callers wait for them): the size and digest of
         every file the checkpoint holds, ours and Trainer's, which a resume verifies before loading anything, and the
-        training loss summed over every step so far."""
+        training loss summed over every step so far (and the blocks the held-out measurements scored so far)."""
         if self.should_save:
             prior = self.resumed_marker or {}
+            probe = {"probe_blocks_scored": self.probe.blocks_scored} if self.probe is not None else {}
             write_json(Path(checkpoint) / COMPLETE, {
                 "step": step, "run_id": self.run_id(), "loss_sum": float(prior.get("loss_sum", 0.0)) + loss_sum_this_call,
-                "digest": DIGEST, "files": digest_files(Path(checkpoint))})
+                **probe, "digest": DIGEST, "files": digest_files(Path(checkpoint))})
 
     def finish(self, checkpoint: str | Path, step: int, loss_sum_this_call: float, rotate: tuple | None = None) -> None:
         """After Trainer wrote a checkpoint: the curriculum state, then (every process's RNG state on disk) the
@@ -84,6 +86,8 @@ class CheckpointIO:
         """Load the curriculum (and its decisions and the epoch's records so far) from ``ckpt``. Later epochs' logs of
         the timeline that crashed are deleted (they are written again)."""
         self.resumed_marker = read_json(ckpt / COMPLETE, "checkpoint marker")
+        if self.probe is not None:  # counted from the start of the run, not of this train() call
+            self.probe.blocks_scored = int(self.resumed_marker.get("probe_blocks_scored", 0))
         cur = self.curriculum
         if cur is None:
             return

@@ -75,8 +75,8 @@ class CurriculumMixin(TrainerCompat):
             DataInfo(data.domain_ids, self.domain_names, tokenizer=self.tokenizer_identity),
             run_info(self.args, self.global_batch)) if config is not None else None
         self._stream = data.stream and data.stream.bind(self.curriculum, reference_losses)
-        self._wire(max(data.n_domains, len(self.domain_names)), reference_losses, (reference_model, live_reference))
         self.probe = DomainLossProbe.for_trainer(self, mixing_eval_dataset)
+        self._wire(max(data.n_domains, len(self.domain_names)), reference_losses, (reference_model, live_reference))
 
     def _wire(self, n_domains: int, reference_losses, reference_model) -> None:
         """The objects the trainer holds besides the curriculum (see the module docstring)."""
@@ -97,7 +97,7 @@ class CurriculumMixin(TrainerCompat):
         self.writer = BackgroundWriter()
         self.divergence = DivergenceMonitor.from_args(args, self.model, lambda: self.run_folder.last_complete(cur))
         self.checkpoints = CheckpointIO(cur, self.recorder, self.accelerator, args, self.reports, self.writer,
-                                        self.run_folder.run_id, stream=self._stream)
+                                        self.run_folder.run_id, stream=self._stream, probe=self.probe)
         self.boundary = PhaseBoundary(cur, self.recorder, self.accelerator, args, self.divergence.check, self.reports,
                                       self.writer) if cur is not None else None
         self.tasks, self.watchdog = TaskEvaluator.from_args(args), WatchdogCallback.attach(self)  # stalled ranks

@@ -96,13 +96,25 @@ def _run_single(cfg, data, method: str, seed: int, out: Path, curriculum, weight
     return run.done(result)
 
 
-def _steps_within_budget(cfg: CompareConfig, config, domains: int) -> int:
+def _steps_within_budget(cfg: CompareConfig, config, domains: int, eval_blocks: int) -> int:
     """Optimizer steps that, with the held-out measurements the method makes (Aioli: 1 + domains x lp_rounds per round
-    of update_steps, each scoring the mixing set forward-only), add up to the budget."""
+    of update_steps, each scoring the mixing set's ``eval_blocks`` forward-only), add up to the budget. The set's
+    real size counts: ``--mixing-eval-blocks`` is an upper bound that a small validation split may not fill."""
     if getattr(config, "method", "") != "aioli":
         return cfg.steps
-    per_round = (1 + domains * config.lp_rounds) * cfg.mixing_eval_blocks * FORWARD_COST / (cfg.batch_size * _world())
-    return max(1, math.floor(cfg.steps / (1 + per_round / config.update_steps)))
+    from curricula.methods.seam import DataInfo, RunInfo
+
+    gb = cfg.batch_size * _world()
+    per_round = (1 + domains * config.lp_rounds) * eval_blocks * FORWARD_COST / gb
+    steps = max(1, math.floor(cfg.steps / (1 + per_round / config.update_steps)))  # rounds taken as continuous
+
+    def used(n: int) -> float:  # a round's measurements come first: count them from the method's own schedule
+        cur = config.build(DataInfo(np.arange(domains), [str(d) for d in range(domains)]), RunInfo(gb, n, 0))
+        return n + sum(cur.wants_eval(s) for s in range(n + 1)) * eval_blocks * FORWARD_COST / gb
+
+    while steps > 1 and used(steps) > cfg.steps:
+        steps -= 1
+    return steps
 
 
 def _fingerprint(cfg: CompareConfig) -> dict:
@@ -207,15 +219,16 @@ def run_compare(cfg: CompareConfig, packed: str | Path, out_dir: str | Path) -> 
             folder = out / "runs" / method / f"seed{seed}"
             print(f"compare: {method}, seed {seed} → {folder}", flush=True)
             if method in FIXED:
-                res = _run_single(cfg, data, method, seed, folder, MixtureConfig(weights=method),
-                                  weights_hint=_fixed_weights(method, data))
+                weights = _fixed_weights(method, data)  # not the stored result's: runs before 0.2.0 stored source shares
+                res = {**_run_single(cfg, data, method, seed, folder, MixtureConfig(weights=method),
+                                     weights_hint=weights), "weights": weights}
             elif method in PIPELINED:
                 res = _run_doremi(cfg, data, method, seed, folder)
             else:
                 params = {**budget_params(method, cfg.steps, len(data.domain_names)), **cfg.method_params.get(method, {})}
                 config = load_recipe(method, **params)
                 res = _run_single(cfg, data, method, seed, folder, config, mixing_eval_dataset=mixing_eval,
-                                  steps=_steps_within_budget(cfg, config, len(data.domain_names)))
+                                  steps=_steps_within_budget(cfg, config, len(data.domain_names), len(mixing_eval)))
             results.append(res)
         if "lfr" in cfg.methods:
             mixture = _best_mixture([r for r in results if r["seed"] == seed], data.domain_names)

@@ -60,3 +60,25 @@ def test_help_lists_the_methods_and_the_budget():
     assert proc.returncode == 0
     for flag in ("--methods", "--seeds", "--steps", "--model", "--method-params", "aioli"):
         assert flag in proc.stdout
+
+
+@pytest.mark.parametrize("eval_blocks", [100, 50, 7])
+def test_aiolis_steps_and_held_out_measurements_fill_the_budget(eval_blocks):
+    """Aioli's optimizer steps plus its forward-only measurements (counted from its own schedule, on the mixing set's
+    real size) add up to the budget, short of it by less than one round's measurements."""
+    import numpy as np
+
+    from curricula.methods import load_recipe
+    from curricula.methods.seam import DataInfo, RunInfo
+    from hf_trainer_ext.pipelines.compare import _steps_within_budget
+    from hf_trainer_ext.pipelines.compare_config import FORWARD_COST, CompareConfig, budget_params
+
+    domains, budget, batch = 20, 1000, 16
+    cfg = CompareConfig(steps=budget, batch_size=batch, mixing_eval_blocks=100)
+    config = load_recipe("aioli", **budget_params("aioli", budget, domains))
+    steps = _steps_within_budget(cfg, config, domains, eval_blocks)
+    cur = config.build(DataInfo(np.repeat(np.arange(domains), 5), [f"d{i}" for i in range(domains)]),
+                       RunInfo(batch, steps, 0))
+    evals = sum(cur.wants_eval(s) for s in range(steps + 1))
+    used = steps + evals * eval_blocks * FORWARD_COST / batch
+    assert budget - eval_blocks * FORWARD_COST / batch * (domains + 1) <= used <= budget

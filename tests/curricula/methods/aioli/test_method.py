@@ -119,6 +119,7 @@ def test_aioli_resume_in_the_middle_of_learnparams_is_exact(tmp_path, aioli):
     for key in ("step", "weights", "learned"):  # rows 10 and 11 of the crashed timeline were cut
         np.testing.assert_array_equal(history[1][key], history[0][key])
     np.testing.assert_array_equal(rest.curriculum.learned, full.curriculum.learned)
+    assert rest.probe.blocks_scored == full.probe.blocks_scored  # the measurements before the resume still count
     for key, value in full.curriculum.rule.state_dict().items():
         np.testing.assert_array_equal(rest.curriculum.rule.state_dict()[key], value)
 
