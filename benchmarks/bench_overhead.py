@@ -15,6 +15,11 @@ dropout, ``model.loss_type = "ForCausalLM"`` for every run so all normalise the 
   online    ``CurriculumTrainer`` with the one-run DoReMi (``doremi_online``): per-step excess loss over a cached
             reference (scored once, before the runs, by a second GPT-2), the Group-DRO update after every optimizer
             step and batches drawn from the weights (goal: <= 1.05x a plain step);
+  odm, ado, aioli
+            ``CurriculumTrainer`` with the online mixer's bundled recipe (the papers' defaults) on all blocks: its
+            update after every optimizer step and batches drawn from its weights; Aioli also measures its held-out
+            set (``--aioli-eval-blocks`` blocks, forward only) at its LearnParams segment ends, inside the loop
+            (the p25 leaves those steps out, the mean includes them);
   lfr       ``CurriculumTrainer(curriculum="lfr")`` (learn, focus 50 %, review, 2 x focus 70 %) on a random subset of
             blocks (renumbered 0..N-1) just large enough for the plan to run warm-up + ``--steps`` steps, so its plan
             epochs are short (<= 13 steps at the defaults); its phase boundaries (gather, log, table update, next
@@ -93,7 +98,8 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-KINDS = ("vanilla", "logging", "online", "lfr")
+KINDS = ("vanilla", "logging", "online", "odm", "ado", "aioli", "lfr")
+MIXERS = ("odm", "ado", "aioli")
 
 
 def _rss_mb() -> float:
@@ -125,6 +131,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--lfr", action=argparse.BooleanOptionalAction, default=True, help="also time curriculum='lfr'")
     ap.add_argument("--online", action=argparse.BooleanOptionalAction, default=True,
                     help="also time the one-run DoReMi (doremi_online) with a cached reference")
+    ap.add_argument("--mixers", action=argparse.BooleanOptionalAction, default=True,
+                    help=f"also time the online mixers ({', '.join(MIXERS)}) with their bundled recipes")
+    ap.add_argument("--aioli-eval-blocks", type=int, default=40, help="Aioli's held-out set (blocks, every domain)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", type=float, default=0.9,
@@ -287,6 +296,16 @@ def main() -> None:
             trainer = CurriculumTrainer(make_model(), targs, train_dataset=online_ds, domain_names=domain_names,
                                         curriculum=DoReMiOnlineConfig(), reference_losses=cache,
                                         tokenizer_identity=meta["tokenizer"], callbacks=[timer])
+        elif kind in MIXERS:
+            from curricula.data.packed import per_domain_subset
+            from curricula.methods import load_recipe
+
+            targs = CurriculumTrainingArguments(max_steps=args.warmup + args.steps, logging_steps=args.logging_steps,
+                                                **common)
+            held_out = per_domain_subset(blocks, args.aioli_eval_blocks) if kind == "aioli" else None
+            trainer = CurriculumTrainer(make_model(), targs, train_dataset=blocks, domain_names=domain_names,
+                                        curriculum=load_recipe(kind), tokenizer_identity=meta["tokenizer"],
+                                        mixing_eval_dataset=held_out, callbacks=[timer])
         else:
             targs = CurriculumTrainingArguments(curriculum="lfr", logging_steps=args.logging_steps, **common)
             trainer = CurriculumTrainer(make_model(), targs, train_dataset=lfr_ds, callbacks=[timer])
@@ -312,7 +331,8 @@ def main() -> None:
     def p25(xs):
         return float(np.percentile(xs, 25))
 
-    kinds = [k for k in KINDS if (k != "lfr" or lfr_ds is not None) and (k != "online" or cache is not None)]
+    kinds = [k for k in KINDS if (k != "lfr" or lfr_ds is not None) and (k != "online" or cache is not None)
+             and (k not in MIXERS or args.mixers)]
     results: dict[str, list[dict]] = {k: [] for k in kinds}
     t_start, load_before = time.perf_counter(), _load()
     for rep in range(args.repeats):
