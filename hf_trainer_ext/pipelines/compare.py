@@ -97,24 +97,26 @@ def _run_single(cfg, data, method: str, seed: int, out: Path, curriculum, weight
 
 
 def _steps_within_budget(cfg: CompareConfig, config, domains: int, eval_blocks: int) -> int:
-    """Optimizer steps that, with the held-out measurements the method makes (Aioli: 1 + domains x lp_rounds per round
-    of update_steps, each scoring the mixing set's ``eval_blocks`` forward-only), add up to the budget. The set's
-    real size counts: ``--mixing-eval-blocks`` is an upper bound that a small validation split may not fill."""
-    if getattr(config, "method", "") != "aioli":
-        return cfg.steps
+    """Optimizer steps that, with the held-out measurements the method asks for (``wants_eval`` of a method that
+    ``needs`` eval_stats, e.g. Aioli's 1 + domains x lp_rounds per round, each scoring the mixing set's
+    ``eval_blocks`` forward-only), fit in the budget: the most steps whose total stays within it. The set's real size
+    counts: ``--mixing-eval-blocks`` is an upper bound that a small validation split may not fill."""
     from curricula.methods.seam import DataInfo, RunInfo
 
     gb = cfg.batch_size * _world()
-    per_round = (1 + domains * config.lp_rounds) * eval_blocks * FORWARD_COST / gb
-    steps = max(1, math.floor(cfg.steps / (1 + per_round / config.update_steps)))  # rounds taken as continuous
+    data = DataInfo(np.arange(domains), [str(d) for d in range(domains)])
 
-    def used(n: int) -> float:  # a round's measurements come first: count them from the method's own schedule
-        cur = config.build(DataInfo(np.arange(domains), [str(d) for d in range(domains)]), RunInfo(gb, n, 0))
+    def used(n: int) -> float:
+        cur = config.build(data, RunInfo(gb, n, 0))
+        if "eval_stats" not in cur.needs:
+            return n
         return n + sum(cur.wants_eval(s) for s in range(n + 1)) * eval_blocks * FORWARD_COST / gb
 
-    while steps > 1 and used(steps) > cfg.steps:
-        steps -= 1
-    return steps
+    lo, hi = 1, cfg.steps  # used(n) grows with n: the largest n with used(n) <= budget
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if used(mid) <= cfg.steps else (lo, mid - 1)
+    return lo
 
 
 def _fingerprint(cfg: CompareConfig) -> dict:
