@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import shutil
@@ -104,10 +105,10 @@ class Synthetic:
 
 
 def build(method: str, domain_ids: np.ndarray, names: list[str], global_batch: int, steps: int | None, seed: int,
-          new_rows: int, short: bool = False):
+          new_rows: int, short: bool = False, params: dict | None = None):
     from curricula.methods import DataInfo, RunInfo, load_recipe
 
-    recipe = {**RECIPES[method], **(SHORT.get(method, {}) if short else {})}
+    recipe = {**RECIPES[method], **(SHORT.get(method, {}) if short else {}), **(params or {})}
     if method == "replay":
         recipe["new_rows"] = new_rows
     config = load_recipe(recipe)
@@ -122,7 +123,7 @@ def lfr_global_batch(blocks: int, steps: int) -> int:
 
 
 def run_method(method: str, steps: int, blocks: int, domains: int, global_batch: int, work: Path, seed: int = 0,
-               short: bool = False) -> dict:
+               short: bool = False, params: dict | None = None) -> dict:
     from curricula.methods import EpochRecords
     from hf_trainer_ext.sampler import CurriculumSampler
 
@@ -133,7 +134,8 @@ def run_method(method: str, steps: int, blocks: int, domains: int, global_batch:
     synth = Synthetic(domains, seed)
     rss0 = rss_bytes()
     t_build = time.perf_counter()
-    cur = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4, short=short)
+    cur = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4, short=short,
+                params=params)
     cur.open_logs(work / "run", 0)
     build_s = time.perf_counter() - t_build
     for_epochs = cur.epoch_steps()
@@ -201,7 +203,8 @@ def run_method(method: str, steps: int, blocks: int, domains: int, global_batch:
     gc.collect()
     # resume at the last step: a new method built from its config, the checkpoint loaded, the next batch drawn
     t0 = time.perf_counter()
-    again = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4, short=short)
+    again = build(method, domain_ids, names, global_batch, steps, seed, new_rows=blocks * 3 // 4, short=short,
+                  params=params)
     again.load(ckpt)
     again.open_logs(work / "run", total - 1)
     epoch, done = again.position(total - 1)
@@ -227,6 +230,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, help="working folder (default: a temporary one, deleted)")
     ap.add_argument("--short", action="store_true",
                     help="a quick pass (LFR at 100 k blocks, ADO's refits from 8 starts), for the tests")
+    ap.add_argument("--params", type=json.loads, default={},
+                    help="JSON overrides of the method's recipe, e.g. '{\"fit_starts\": 8}' for ADO's cheapest refits")
     a = ap.parse_args(argv)
     from curricula.methods import METHODS as REGISTERED
 
@@ -242,7 +247,7 @@ def main(argv=None) -> int:
             blocks = a.blocks or ((100_000 if a.short else 10_000_000) if method == "lfr" else 100 * a.domains)
             folder = work / method
             folder.mkdir(parents=True, exist_ok=True)
-            r = run_method(method, a.steps, blocks, a.domains, a.global_batch, folder, short=a.short)
+            r = run_method(method, a.steps, blocks, a.domains, a.global_batch, folder, short=a.short, params=a.params)
             b = r["boundary_s"]
             print(f"{method}: {r['steps']:,} steps over {r['blocks']:,} blocks (global batch {r['global_batch']}): "
                   f"{r['us_first']:.1f} us/step first 1 %, {r['us_last']:.1f} us/step last 1 %; RSS growth "
