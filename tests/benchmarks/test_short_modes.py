@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["bench_pack.py", "bench_rewrite.py", "bench_scoring.py", "bench_doremi.py", "bench_overhead.py"]
+BENCHMARKS = ["bench_pack.py", "bench_rewrite.py", "bench_scoring.py", "bench_doremi.py", "bench_overhead.py",
+              "bench_checkpoint.py"]
 
 
 @pytest.mark.parametrize("script", BENCHMARKS)
