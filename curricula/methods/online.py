@@ -16,6 +16,7 @@ The base class does the rest, identically for every method:
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -214,3 +215,26 @@ def read_weights_history(path: Path) -> dict[str, np.ndarray]:
         out[group] = np.stack([np.asarray(table.column(f"{group}/{d}")) for d in domains], axis=1)
     out["names"] = groups[next(iter(groups))] if groups else []
     return out
+
+
+# ---- config checks shared by the online mixers' configs (odm, ado, aioli) ------------------------------------------
+
+
+def is_number(x) -> bool:
+    """A finite real number (not a bool)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def check_delay(method: str, delay) -> None:
+    if delay is not None and (not is_int(delay) or delay < 1):
+        raise ConfigError(f"{method}: delay={delay!r} must be a positive integer number of steps (batch t is drawn "
+                          "from the weights after step t - delay), or null for the data loader's lookahead")
+
+
+def require_domains(method: str, data: DataInfo) -> None:
+    if data.n_domains < 2:
+        raise ConfigError(f"{method} mixes domains: the data has {data.n_domains}; give it at least two domains")

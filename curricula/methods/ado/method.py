@@ -41,7 +41,7 @@ import numpy as np
 
 from curricula.errors import ConfigError
 from curricula.methods.ado.rule import GRID_STARTS, OFFICIAL_COMMIT, OFFICIAL_REPO, ADORule
-from curricula.methods.online import OnlineMixture
+from curricula.methods.online import OnlineMixture, check_delay, is_int, require_domains
 from curricula.methods.registry import register
 from curricula.methods.seam import DataInfo, MethodConfig, Report, RunInfo, StepStats
 from curricula.mixing.weights import parse_weights_arg, resolve_weights
@@ -132,7 +132,7 @@ class ADOConfig(MethodConfig):
         for key, lo in (("ignore_steps", 0), ("start_step", 0), ("update_interval", 1), ("savgol_window", 1),
                         ("savgol_order", 0), ("point_stride", 1), ("max_fit_points", 2), ("fit_lag", 0)):
             v = getattr(self, key)
-            if not _int(v) or v < lo:
+            if not is_int(v) or v < lo:
                 raise ConfigError(f"ado: {key}={v!r} must be an integer >= {lo}")
         if self.savgol_window % 2 == 0 or self.savgol_order >= self.savgol_window:
             raise ConfigError(f"ado: savgol_window={self.savgol_window} must be odd and larger than savgol_order="
@@ -147,15 +147,14 @@ class ADOConfig(MethodConfig):
         if self.fit_lag >= self.update_interval:
             raise ConfigError(f"ado: fit_lag={self.fit_lag} must be below update_interval={self.update_interval} (a "
                               "refit must be applied before the next one starts); lower fit_lag")
-        _check_delay("ado", self.delay)
+        check_delay("ado", self.delay)
         parse_weights_arg(self.prior, "prior")
 
     def with_domain_weights(self, weights: Any) -> "ADOConfig":
         return replace(self, prior=weights)
 
     def build(self, data: DataInfo, run: RunInfo) -> ADO:
-        if data.n_domains < 2:
-            raise ConfigError(f"ado mixes domains: the data has {data.n_domains}; give it at least two domains")
+        require_domains("ado", data)
         prior = resolve_weights(self.prior, data.domain_names, data.blocks_per_domain(), what="prior")
         if np.any(prior <= 0):
             zero = [n for n, w in zip(data.domain_names, prior) if w <= 0]
@@ -166,14 +165,3 @@ class ADOConfig(MethodConfig):
                        stride=self.point_stride, max_points=self.max_fit_points, starts=self.fit_starts,
                        fit_lag=self.fit_lag, horizon=int(run.max_steps) - 1 if run.max_steps else None)
         return ADO(data, run, rule.prior, rule, self.delay)
-
-
-def _int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _check_delay(method: str, delay) -> None:
-    if delay is not None and (not _int(delay) or delay < 1):
-        raise ConfigError(f"{method}: delay={delay!r} must be a positive integer number of steps (batch t is drawn "
-                          "from the weights after step t - delay), or null for the data loader's lookahead")
-

@@ -44,7 +44,6 @@ event in ``curriculum/reports.jsonl``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -53,7 +52,7 @@ import numpy as np
 
 from curricula.errors import ConfigError
 from curricula.methods.aioli.rule import OFFICIAL_COMMIT, OFFICIAL_REPO, AioliRule, lp_mixture
-from curricula.methods.online import OnlineMixture
+from curricula.methods.online import OnlineMixture, check_delay, is_int, is_number, require_domains
 from curricula.methods.registry import register
 from curricula.methods.seam import DataInfo, EvalStats, MethodConfig, MethodError, Report, RunInfo, StepStats
 from curricula.mixing.weights import parse_weights_arg, resolve_weights
@@ -208,32 +207,31 @@ class AioliConfig(MethodConfig):
     def __post_init__(self):
         if isinstance(self.initial, np.ndarray):
             self.initial = self.initial.tolist()
-        if not _number(self.eta) or self.eta <= 0:
+        if not is_number(self.eta) or self.eta <= 0:
             raise ConfigError(f"aioli: eta={self.eta!r} must be a positive number (the exponentiated-gradient step; "
                               "the paper's scripts use 0.1 to 1)")
         for key, lo in (("update_steps", 2), ("lp_rounds", 1), ("lp_steps", 1), ("prior_steps", 0)):
             v = getattr(self, key)
-            if not _int(v) or v < lo:
+            if not is_int(v) or v < lo:
                 raise ConfigError(f"aioli: {key}={v!r} must be an integer >= {lo}")
-        if not _number(self.one_hot_factor) or not 0 < self.one_hot_factor <= 1:
+        if not is_number(self.one_hot_factor) or not 0 < self.one_hot_factor <= 1:
             raise ConfigError(f"aioli: one_hot_factor={self.one_hot_factor!r} must be in (0, 1] (the share of the "
                               "perturbed domain in a LearnParams batch; the paper uses 0.5 to 0.75)")
-        if self.ema is not None and (not _number(self.ema) or not 0 <= self.ema < 1):
+        if self.ema is not None and (not is_number(self.ema) or not 0 <= self.ema < 1):
             raise ConfigError(f"aioli: ema={self.ema!r} must be in [0, 1) (the weight of the previous rounds' matrix), "
                               "or null for the cumulative update")
         for key in ("normalize_A", "diagonal"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"aioli: {key}={getattr(self, key)!r} must be true or false")
-        _check_delay("aioli", self.delay)
+        check_delay("aioli", self.delay)
         parse_weights_arg(self.initial, "initial")
 
     def with_domain_weights(self, weights: Any) -> "AioliConfig":
         return replace(self, initial=weights)
 
     def build(self, data: DataInfo, run: RunInfo) -> Aioli:
+        require_domains("aioli", data)
         k = data.n_domains
-        if k < 2:
-            raise ConfigError(f"aioli mixes domains: the data has {k}; give it at least two domains")
         if self.one_hot_factor != 1 and self.one_hot_factor <= 1 / k:
             raise ConfigError(f"aioli: one_hot_factor={self.one_hot_factor} must be above 1/k = {1 / k:.4g} for "
                               f"{k} domains (else the perturbed mixtures do not single out their domain and A cannot "
@@ -248,17 +246,3 @@ class AioliConfig(MethodConfig):
                          ema=None if self.ema is None else float(self.ema), normalize_A=self.normalize_A,
                          diagonal=self.diagonal)
         return Aioli(data, run, initial, rule, self.update_steps, self.lp_steps, self.prior_steps, self.delay)
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _check_delay(method: str, delay) -> None:
-    if delay is not None and (not _int(delay) or delay < 1):
-        raise ConfigError(f"{method}: delay={delay!r} must be a positive integer number of steps (batch t is drawn "
-                          "from the weights after step t - delay), or null for the data loader's lookahead")

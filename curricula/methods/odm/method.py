@@ -25,7 +25,6 @@ Outputs: ``OUT/odm/domain_weights.json`` (the final pi, reusable by another run:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,7 +33,7 @@ import numpy as np
 
 from curricula.errors import ConfigError
 from curricula.methods.odm.rule import OFFICIAL_COMMIT, OFFICIAL_REPO, ODMRule
-from curricula.methods.online import OnlineMixture
+from curricula.methods.online import OnlineMixture, check_delay, is_int, is_number, require_domains
 from curricula.methods.registry import register
 from curricula.methods.seam import DataInfo, MethodConfig, RunInfo, StepStats
 from curricula.mixing.weights import parse_weights_arg, resolve_weights
@@ -97,38 +96,23 @@ class ODMConfig(MethodConfig):
     def __post_init__(self):
         if isinstance(self.initial, np.ndarray):
             self.initial = self.initial.tolist()
-        if not _number(self.smoothing) or not 0.0 <= float(self.smoothing) < 1.0:
+        if not is_number(self.smoothing) or not 0.0 <= float(self.smoothing) < 1.0:
             raise ConfigError(f"odm: smoothing={self.smoothing!r} must be a number in [0, 1) (the weight of the old "
                               "reward in R <- a R + (1 - a) exp(loss); the paper uses 0.5)")
-        if not _int(self.warmup_steps) or self.warmup_steps < 0:
+        if not is_int(self.warmup_steps) or self.warmup_steps < 0:
             raise ConfigError(f"odm: warmup_steps={self.warmup_steps!r} must be an integer >= 0 (steps trained on the "
                               "initial weights before the first update; the paper uses 2000)")
-        if not _int(self.update_frequency) or self.update_frequency < 1:
+        if not is_int(self.update_frequency) or self.update_frequency < 1:
             raise ConfigError(f"odm: update_frequency={self.update_frequency!r} must be an integer >= 1 (update every "
                               "n-th step; the paper uses 1)")
-        _check_delay("odm", self.delay)
+        check_delay("odm", self.delay)
         parse_weights_arg(self.initial, "initial")
 
     def with_domain_weights(self, weights: Any) -> "ODMConfig":
         return replace(self, initial=weights)
 
     def build(self, data: DataInfo, run: RunInfo) -> ODM:
-        if data.n_domains < 2:
-            raise ConfigError(f"odm mixes domains: the data has {data.n_domains}; give it at least two domains")
+        require_domains("odm", data)
         initial = resolve_weights(self.initial, data.domain_names, data.blocks_per_domain(), what="initial")
         return ODM(data, run, initial, float(self.smoothing), int(self.warmup_steps), int(self.update_frequency),
                    self.delay)
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _check_delay(method: str, delay) -> None:
-    if delay is not None and (not _int(delay) or delay < 1):
-        raise ConfigError(f"{method}: delay={delay!r} must be a positive integer number of steps (batch t is drawn "
-                          "from the weights after step t - delay), or null for the data loader's lookahead")
