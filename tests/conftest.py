@@ -74,6 +74,19 @@ def tiny_gpt2():
 
 
 @pytest.fixture(scope="session")
+def stop_after():
+    """``stop_after(step)``: a callback that ends training after optimizer step ``step``."""
+    return support.stop_at
+
+
+@pytest.fixture(scope="session")
+def online_mixer_on_two_processes():
+    """``online_mixer_on_two_processes(out, method, *extra)``: tests/drivers/dist_online_mixer_run.py on 2 CPU
+    processes; the two ranks' records (with ``steps, checkpoint``: the resumed run's)."""
+    return support.online_mixer_on_two_processes
+
+
+@pytest.fixture(scope="session")
 def targs():
     """``targs(out, cls=CurriculumTrainingArguments, **kw)``: arguments for a tiny CPU run (batch 8 x 2)."""
     return support.targs

@@ -60,6 +60,35 @@ def plan_file(tmp_path, text):
     return str(p)
 
 
+def stop_at(step: int):
+    """A ``TrainerCallback`` that ends training after optimizer step ``step`` (a crash after its checkpoint, when
+    the run saves there)."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == step:
+                control.should_training_stop = True
+
+    return StopAt()
+
+
+def online_mixer_on_two_processes(out: Path, method: str, *extra) -> list[dict]:
+    """``tests/drivers/dist_online_mixer_run.py`` on 2 CPU processes (``extra``: steps and a checkpoint to resume);
+    the two ranks' records (or the resumed run's)."""
+    import os
+    import subprocess
+    import sys
+
+    driver = Path(__file__).resolve().parent / "drivers" / "dist_online_mixer_run.py"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(driver),
+           str(out), method, *map(str, extra)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    suffix = "-resumed" if len(extra) > 1 else ""
+    return [json.loads((Path(out) / f"{method}-rank{r}{suffix}.json").read_text()) for r in (0, 1)]
+
+
 class LossTap:
     """Records every micro-batch loss a trainer backpropagates, and the block ids it trained."""
 

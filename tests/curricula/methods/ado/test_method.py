@@ -5,37 +5,22 @@ refit in flight at the checkpoint; the crashed timeline's log rows cut), two pro
 streams, LFR runs over its weights file, and the recipe holds the official defaults."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from transformers import TrainerCallback
 
 from curricula.errors import ConfigError
 from curricula.methods import ADOConfig, LFRConfig, load_recipe
 from curricula.methods.online import read_weights_history
 from hf_trainer_ext import CurriculumTrainer
 
-DRIVERS = Path(__file__).resolve().parents[3] / "drivers"
 DOM = np.repeat([0, 1, 2], 32)  # the domains of blocks()
 TINY = dict(ignore_steps=0, start_step=4, update_interval=4, savgol_window=5, point_stride=1, max_fit_points=6,
             fit_starts=8, fit_lag=2)  # refits start after steps 5 and 9, applied after steps 7 and 11
 
 
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-
-
 @pytest.fixture
-def ado(blocks, loss_tap, targs, tiny_gpt2):
+def ado(blocks, loss_tap, targs, tiny_gpt2, stop_after):
     """``ado(out, steps=12, stop_at=None, resume=None, config={}, **args)``: an ADO run (``TINY``), its loss tap."""
 
     def run(out, steps=12, stop_at=None, resume=None, config=None, **kw):
@@ -43,7 +28,7 @@ def ado(blocks, loss_tap, targs, tiny_gpt2):
                                train_dataset=blocks(), curriculum=ADOConfig(**{**TINY, **(config or {})}))
         tap = loss_tap(tr)
         if stop_at:
-            tr.add_callback(StopAt(stop_at))
+            tr.add_callback(stop_after(stop_at))
         tr.train(resume_from_checkpoint=resume)
         return tr, tap
 
@@ -100,12 +85,13 @@ def test_ado_resume_is_exact_with_a_refit_in_flight_at_the_checkpoint(tmp_path, 
         np.testing.assert_array_equal(rest.curriculum.rule.state_dict()[key], value)
 
 
-def test_ado_two_processes_hold_identical_state_and_streams_and_resume_exactly(tmp_path):
-    r0, r1 = _torchrun(tmp_path, "ado")
+def test_ado_two_processes_hold_identical_state_and_streams_and_resume_exactly(
+        tmp_path, online_mixer_on_two_processes):
+    r0, r1 = online_mixer_on_two_processes(tmp_path, "ado")
     assert r0["world"] == r1["world"] == 2 and len(r0["history"]) == 8 and len(r0["stream"]) == 8
     assert r0["history"] == r1["history"] and r0["stream"] == r1["stream"]  # bit-identical on both ranks
     assert r0["history"][-1]["state"]["ado_fits"] == 1  # the refit after step 5, each rank in its own thread
-    resumed = _torchrun(tmp_path, "ado", 8, tmp_path / "ado" / "checkpoint-4")[0]
+    resumed = online_mixer_on_two_processes(tmp_path, "ado", 8, tmp_path / "ado" / "checkpoint-4")[0]
     assert resumed["history"] == r0["history"][4:] and resumed["stream"] == r0["stream"][4:]
     assert resumed["final"] == r0["final"]
 
@@ -139,12 +125,3 @@ def test_ado_recipe_holds_the_official_defaults_and_errors_name_the_fix():
         ADOConfig(savgol_window=100, start_step=500)
     assert ADOConfig().with_domain_weights("uniform").prior == "uniform"
 
-
-def _torchrun(out, method, *extra):
-    """The driver on 2 CPU processes; the two ranks' records (or the resumed run's)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(DRIVERS / "dist_online_mixer_run.py"), str(out), method, *map(str, extra)]
-    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    suffix = "-resumed" if len(extra) > 1 else ""
-    return [json.loads((out / f"{method}-rank{r}{suffix}.json").read_text()) for r in (0, 1)]

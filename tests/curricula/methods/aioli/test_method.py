@@ -6,14 +6,9 @@ of LearnParams that is exact (the crashed timeline's log rows cut), two processe
 LFR over its weights file, and the recipe's defaults."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from transformers import TrainerCallback
 
 from curricula.errors import ConfigError, CurriculaError
 from curricula.methods import AioliConfig, LFRConfig, load_recipe
@@ -21,7 +16,6 @@ from curricula.methods.aioli.rule import AioliRule, lp_mixture
 from curricula.methods.online import read_weights_history
 from hf_trainer_ext import CurriculumTrainer
 
-DRIVERS = Path(__file__).resolve().parents[3] / "drivers"
 DOM = np.repeat([0, 1, 2], 32)  # the domains of blocks()
 TINY = dict(eta=1.0, update_steps=8, lp_rounds=1, lp_steps=1, one_hot_factor=0.625)
 # 17 steps: step 1 on the initial weights; round 0 = steps 2..9 (LearnParams 2, 3, 4; mixed 5..9), round 1 = 10..17;
@@ -29,17 +23,8 @@ TINY = dict(eta=1.0, update_steps=8, lp_rounds=1, lp_steps=1, one_hot_factor=0.6
 EVALS = [1, 2, 3, 4, 9, 10, 11, 12]
 
 
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-
-
 @pytest.fixture
-def aioli(blocks, loss_tap, targs, tiny_gpt2):
+def aioli(blocks, loss_tap, targs, tiny_gpt2, stop_after):
     """``aioli(out, steps=17, stop_at=None, resume=None, config={}, **args)``: an Aioli run (``TINY``) with 24
     held-out blocks (8 per domain); returns (trainer, loss tap, the EvalStats it observed)."""
 
@@ -57,7 +42,7 @@ def aioli(blocks, loss_tap, targs, tiny_gpt2):
 
         tr.curriculum.observe_eval = record
         if stop_at:
-            tr.add_callback(StopAt(stop_at))
+            tr.add_callback(stop_after(stop_at))
         tr.train(resume_from_checkpoint=resume)
         return tr, tap, seen
 
@@ -124,12 +109,13 @@ def test_aioli_resume_in_the_middle_of_learnparams_is_exact(tmp_path, aioli):
         np.testing.assert_array_equal(rest.curriculum.rule.state_dict()[key], value)
 
 
-def test_aioli_two_processes_hold_identical_state_and_streams_and_resume_exactly(tmp_path):
-    r0, r1 = _torchrun(tmp_path, "aioli")
+def test_aioli_two_processes_hold_identical_state_and_streams_and_resume_exactly(
+        tmp_path, online_mixer_on_two_processes):
+    r0, r1 = online_mixer_on_two_processes(tmp_path, "aioli")
     assert r0["world"] == r1["world"] == 2 and len(r0["history"]) == 8 and len(r0["stream"]) == 8
     assert r0["history"] == r1["history"] and r0["stream"] == r1["stream"]  # bit-identical on both ranks
     assert r0["history"][-1]["state"]["aioli_rounds"] == 1 and r0["blocks_scored"] == 6 * 24  # evals 1-4, 7, 8
-    resumed = _torchrun(tmp_path, "aioli", 8, tmp_path / "aioli" / "checkpoint-4")[0]
+    resumed = online_mixer_on_two_processes(tmp_path, "aioli", 8, tmp_path / "aioli" / "checkpoint-4")[0]
     assert resumed["history"] == r0["history"][4:] and resumed["stream"] == r0["stream"][4:]
     assert resumed["final"] == r0["final"]
 
@@ -194,12 +180,3 @@ def test_aioli_recipe_holds_the_papers_defaults_and_errors_name_the_fix():
     with pytest.raises(ConfigError, match=r"ema=1.0 must be in \[0, 1\)"):
         load_recipe({"method": "aioli", "ema": 1.0})
 
-
-def _torchrun(out, method, *extra):
-    """The driver on 2 CPU processes; the two ranks' records (or the resumed run's)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(DRIVERS / "dist_online_mixer_run.py"), str(out), method, *map(str, extra)]
-    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    suffix = "-resumed" if len(extra) > 1 else ""
-    return [json.loads((out / f"{method}-rank{r}{suffix}.json").read_text()) for r in (0, 1)]

@@ -4,34 +4,18 @@ cut), two processes hold identical state and draw identical streams, LFR runs ov
 the recipe holds the paper's defaults."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from transformers import TrainerCallback
 
 from curricula.errors import ConfigError
 from curricula.methods import LFRConfig, ODMConfig, load_recipe
 from curricula.methods.online import read_weights_history
 from hf_trainer_ext import CurriculumTrainer
 
-DRIVERS = Path(__file__).resolve().parents[3] / "drivers"
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-
 
 @pytest.fixture
-def odm(blocks, loss_tap, targs, tiny_gpt2):
+def odm(blocks, loss_tap, targs, tiny_gpt2, stop_after):
     """``odm(out, steps=12, stop_at=None, resume=None, **args)``: an ODM run (warm-up 2 steps) and its loss tap."""
 
     def run(out, steps=12, stop_at=None, resume=None, **kw):
@@ -39,7 +23,7 @@ def odm(blocks, loss_tap, targs, tiny_gpt2):
                                train_dataset=blocks(), curriculum=ODMConfig(warmup_steps=2))
         tap = loss_tap(tr)
         if stop_at:
-            tr.add_callback(StopAt(stop_at))
+            tr.add_callback(stop_after(stop_at))
         tr.train(resume_from_checkpoint=resume)
         return tr, tap
 
@@ -84,13 +68,14 @@ def test_odm_resume_is_exact_and_cuts_the_crashed_timeline(tmp_path, odm):
         np.testing.assert_array_equal(rest.curriculum.rule.state_dict()[key], value)
 
 
-def test_odm_two_processes_hold_identical_state_and_streams_and_resume_exactly(tmp_path):
-    runs = _torchrun(tmp_path, "odm")
+def test_odm_two_processes_hold_identical_state_and_streams_and_resume_exactly(
+        tmp_path, online_mixer_on_two_processes):
+    runs = online_mixer_on_two_processes(tmp_path, "odm")
     r0, r1 = runs
     assert r0["world"] == r1["world"] == 2 and len(r0["history"]) == 8 and len(r0["stream"]) == 8
     assert r0["history"] == r1["history"] and r0["stream"] == r1["stream"]  # bit-identical on both ranks
     assert r0["history"][-1]["state"]["odm_updates"] == 6  # the rule ran (warm-up 2)
-    resumed = _torchrun(tmp_path, "odm", 8, tmp_path / "odm" / "checkpoint-4")[0]
+    resumed = online_mixer_on_two_processes(tmp_path, "odm", 8, tmp_path / "odm" / "checkpoint-4")[0]
     assert resumed["history"] == r0["history"][4:] and resumed["stream"] == r0["stream"][4:]
     assert resumed["final"] == r0["final"]
 
@@ -128,12 +113,3 @@ def test_odm_recipe_holds_the_papers_defaults_and_errors_name_the_fix():
         ODMConfig(delay=0)
     assert ODMConfig().with_domain_weights([0.2, 0.3, 0.5]).initial == [0.2, 0.3, 0.5]
 
-
-def _torchrun(out, method, *extra):
-    """The driver on 2 CPU processes; the two ranks' records (or the resumed run's)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(DRIVERS / "dist_online_mixer_run.py"), str(out), method, *map(str, extra)]
-    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    suffix = "-resumed" if len(extra) > 1 else ""
-    return [json.loads((out / f"{method}-rank{r}{suffix}.json").read_text()) for r in (0, 1)]
