@@ -74,6 +74,12 @@ def tiny_gpt2():
 
 
 @pytest.fixture(scope="session")
+def load_official():
+    """``load_official(name)``: the transcription of official code in tests/fixtures/official/NAME.py, as a module."""
+    return support.load_official
+
+
+@pytest.fixture(scope="session")
 def stop_after():
     """``stop_after(step)``: a callback that ends training after optimizer step ``step``."""
     return support.stop_at

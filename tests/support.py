@@ -60,6 +60,18 @@ def plan_file(tmp_path, text):
     return str(p)
 
 
+def load_official(name: str):
+    """A transcription of official code in ``tests/fixtures/official/NAME.py``, loaded by file path (tests/ is never
+    put on sys.path: tests/curricula would shadow the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"official_{name}",
+                                                  Path(__file__).resolve().parent / "fixtures" / "official" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def stop_at(step: int):
     """A ``TrainerCallback`` that ends training after optimizer step ``step`` (a crash after its checkpoint, when
     the run saves there)."""

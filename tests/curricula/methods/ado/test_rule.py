@@ -4,25 +4,14 @@ few hundred steps. Three comparisons, as the bounded history asks: the update ru
 the fit on the same points, the smoothed points themselves; then end to end, and what the bounded history and the
 background fit change."""
 
-import importlib.util
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from curricula.methods.ado.rule import ADORule, SmoothedLossHistory, fit_scaling_law, scaling_law
 
-OFFICIAL = Path(__file__).resolve().parents[3] / "fixtures" / "official"
-
-
-def load_official(name):
-    """A transcription by file path (tests/ is never put on sys.path: tests/curricula would shadow the package)."""
-    spec = importlib.util.spec_from_file_location(f"official_{name}", OFFICIAL / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 FLOOR = np.array([2.0, 2.4, 1.8, 2.8])
@@ -68,7 +57,7 @@ def subgrid_fit(off, starts=8):
     return fit
 
 
-def test_update_rule_given_the_same_fits_is_the_official_one_bit_for_bit():
+def test_update_rule_given_the_same_fits_is_the_official_one_bit_for_bit(load_official):
     off = load_official("ado_official")
     stream = open_loop_stream(300)
     official = off.ADOOfficial(PRIOR, ignore_steps=10, start_step=100, update_interval=50, fit_fn=subgrid_fit(off))
@@ -91,7 +80,7 @@ def test_update_rule_given_the_same_fits_is_the_official_one_bit_for_bit():
 
 
 @pytest.mark.parametrize("ignore", [10, 60])
-def test_fit_points_are_the_official_smoothed_rows_bit_for_bit(ignore):
+def test_fit_points_are_the_official_smoothed_rows_bit_for_bit(ignore, load_official):
     off = load_official("ado_official")
     official = off.ADOOfficial(PRIOR, ignore_steps=ignore, start_step=10**9, update_interval=10**9)
     history = SmoothedLossHistory(K, ignore, window=101, order=3, stride=10, max_points=1000)
@@ -111,7 +100,7 @@ def test_fit_points_are_the_official_smoothed_rows_bit_for_bit(ignore):
     assert worst == 0.0, f"smoothed fit points differ from the official savgol rows: max abs difference {worst!r}"
 
 
-def test_fit_on_the_same_points_is_the_official_fit_bit_for_bit():
+def test_fit_on_the_same_points_is_the_official_fit_bit_for_bit(load_official):
     off = load_official("ado_official")
     n = np.arange(1, 31) * 320.0 + 32_000
     rng = np.random.default_rng(3)
@@ -123,7 +112,7 @@ def test_fit_on_the_same_points_is_the_official_fit_bit_for_bit():
     assert worst == 0.0, f"fitted (a, e, alpha) differ from the official transcription's: max abs difference {worst!r}"
 
 
-def test_end_to_end_with_the_official_fitter_matches_the_official_selector():
+def test_end_to_end_with_the_official_fitter_matches_the_official_selector(load_official):
     off = load_official("ado_official")
     stream = open_loop_stream(220, seed=11, k=3)
     prior = np.array([0.5, 0.3, 0.2])
@@ -137,7 +126,7 @@ def test_end_to_end_with_the_official_fitter_matches_the_official_selector():
     assert worst == 0.0, f"end to end, ADO differs from the official transcription: max abs difference {worst!r}"
 
 
-def test_bounded_history_keeps_evenly_spaced_weighted_points_and_fits_like_the_full_history():
+def test_bounded_history_keeps_evenly_spaced_weighted_points_and_fits_like_the_full_history(load_official):
     off = load_official("ado_official")
     stream = open_loop_stream(1300, seed=2, sigma=0.02, k=2)
     official = off.ADOOfficial(PRIOR[:2] / PRIOR[:2].sum(), ignore_steps=100, start_step=10**9, update_interval=10**9)

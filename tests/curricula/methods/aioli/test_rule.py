@@ -3,24 +3,13 @@
 machine), on synthetic per-domain held-out losses for a few hundred steps: the official run is recorded (every
 measurement and sweep order) and replayed through our rule, which must give bit-identical matrices and proportions."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from curricula.methods.aioli.rule import AioliRule, lp_mixture
 
-OFFICIAL = Path(__file__).resolve().parents[3] / "fixtures" / "official"
-
-
-def load_official(name):
-    """A transcription by file path (tests/ is never put on sys.path: tests/curricula would shadow the package)."""
-    spec = importlib.util.spec_from_file_location(f"official_{name}", OFFICIAL / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 K = 5
@@ -81,7 +70,7 @@ HYPER = {
 
 
 @pytest.mark.parametrize("name", list(HYPER))
-def test_aioli_rule_replays_the_official_rounds_bit_for_bit(name):
+def test_aioli_rule_replays_the_official_rounds_bit_for_bit(name, load_official):
     off = load_official("aioli_official")
     hp = HYPER[name]
     rounds = run_official(off, **hp)

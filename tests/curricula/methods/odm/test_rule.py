@@ -2,24 +2,13 @@
 (``tests/fixtures/official/odm_official.py``: ``SmoothedMeanWeightUpdater.group_update`` under its wrapper), on
 synthetic per-domain losses for a few hundred steps: the same arithmetic, so the weights must be bit-identical."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from curricula.methods.odm.rule import ODMRule
 
-OFFICIAL = Path(__file__).resolve().parents[3] / "fixtures" / "official"
-
-
-def load_official(name):
-    """A transcription by file path (tests/ is never put on sys.path: tests/curricula would shadow the package)."""
-    spec = importlib.util.spec_from_file_location(f"official_{name}", OFFICIAL / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 K = 5
@@ -47,7 +36,7 @@ def synthetic_stream(steps, rng, probabilities, microbatches=8, mb_size=4, sigma
 
 
 @pytest.mark.parametrize("smoothing, warmup, frequency", [(0.5, 20, 1), (0.9, 0, 1), (0.5, 10, 3)])
-def test_odm_rule_is_the_official_group_update_bit_for_bit(smoothing, warmup, frequency):
+def test_odm_rule_is_the_official_group_update_bit_for_bit(smoothing, warmup, frequency, load_official):
     off = load_official("odm_official")
     official = off.SmoothedMeanOfficial(NAMES, list(PRIOR), smoothing_factor=smoothing, warmup_steps=warmup,
                                         update_frequency=frequency)
