@@ -13,7 +13,6 @@ import pytest
 from curricula.methods.ado.rule import ADORule, SmoothedLossHistory, fit_scaling_law, scaling_law
 
 
-
 FLOOR = np.array([2.0, 2.4, 1.8, 2.8])
 SCALE = np.array([30.0, 50.0, 20.0, 80.0])
 ALPHA = np.array([0.30, 0.35, 0.25, 0.40])

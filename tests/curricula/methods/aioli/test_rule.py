@@ -11,7 +11,6 @@ import pytest
 from curricula.methods.aioli.rule import AioliRule, lp_mixture
 
 
-
 K = 5
 FLOOR = np.array([2.0, 2.4, 1.8, 2.8, 2.2])
 SCALE = np.array([30.0, 50.0, 20.0, 80.0, 40.0])

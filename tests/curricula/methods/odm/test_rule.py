@@ -10,7 +10,6 @@ import pytest
 from curricula.methods.odm.rule import ODMRule
 
 
-
 K = 5
 NAMES = [f"d{k}" for k in range(K)]
 PRIOR = np.array([0.35, 0.25, 0.20, 0.12, 0.08])
